@@ -1,0 +1,52 @@
+"""Persephone's one server: the dashboard, the HTTP API and the supervisor.
+
+Start it with `streamlit run server.py` (what `make run` does). Streamlit
+serves the pages of `streamlit_app.py`; the API routes and the background
+supervisor ride along on the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import streamlit as st
+
+from app import api
+from app.context import get_supervisor
+from app.db import DatabaseError, get_engine
+from app.settings import SettingsError, get_settings
+
+logging.basicConfig(
+    level=logging.INFO,
+    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+)
+logger = logging.getLogger("persephone")
+
+try:
+    settings = get_settings()
+    get_engine()
+except (SettingsError, DatabaseError) as error:
+    sys.stderr.write(f"Persephone cannot start: {error}\n")
+    raise SystemExit(2) from None
+
+
+@asynccontextmanager
+async def lifespan(_app: st.App) -> AsyncIterator[None]:
+    supervisor = get_supervisor()
+    supervisor.start()
+    logger.info(
+        "Persephone ready: %s mode, database %s, API key %s",
+        settings.catalog_mode,
+        "at PERSEPHONE_DB_URL" if settings.db_url else settings.database_url,
+        "required" if settings.api_key else "not required (local single-user mode)",
+    )
+    try:
+        yield
+    finally:
+        supervisor.stop()
+
+
+app = st.App("streamlit_app.py", routes=api.routes(), lifespan=lifespan)
