@@ -23,6 +23,7 @@ $(VENV)/.stamp-dev: $(VENV)/.stamp-run requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.stamp-run
+	$(BIN)/python -m app.preflight
 	$(BIN)/python -m streamlit run server.py --server.port $(PORT) --server.address $(HOST)
 
 test: $(VENV)/.stamp-dev

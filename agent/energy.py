@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,20 +28,23 @@ def compute_energy(
 ) -> Energy:
     """Joules of all the workload's GPUs over `window` (monotonic seconds).
 
-    Each track holds one GPU's samples in time order. The counter difference is
-    used when every GPU has one that advanced; otherwise power is integrated
-    (trapezoids, held flat past the first and last sample) and flagged estimated.
-    A window that the samples do not reach within `max_gap_s` gives no figure.
+    Each track holds one GPU's samples in time order, the last one taken after
+    the window closed. The counter difference is used when every GPU has one
+    that advanced; otherwise power is integrated (trapezoids, held flat before
+    the first sample) and flagged estimated. A track that starts more than
+    `max_gap_s` late, or has no sample after the window (the GPU stopped
+    answering), gives no figure: that energy is unknown.
     """
     start_s, end_s = window
     if not tracks or any(not track for track in tracks):
         return Energy(note="no GPU samples cover the measure window")
     for track in tracks:
-        if track[0].mono_s > start_s + max_gap_s or track[-1].mono_s < end_s - max_gap_s:
+        if track[-1].mono_s < end_s:
             return Energy(
-                note="GPU sampling stopped or started too far from the measure "
-                "window's edges to account for its energy"
+                note="a GPU stopped answering before the measure window ended"
             )
+        if track[0].mono_s > start_s + max_gap_s:
+            return Energy(note="GPU sampling began too late in the measure window")
 
     peak_w = _peak_power(tracks)
     joules = _counter_joules(tracks)
@@ -84,7 +88,7 @@ def _integrate(track: Sequence[PowerPoint], start_s: float, end_s: float) -> flo
     if points[-1][0] < end_s:
         points.append((end_s, points[-1][1]))
     joules = 0.0
-    for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
+    for (t0, p0), (t1, p1) in itertools.pairwise(points):
         lo, hi = max(t0, start_s), min(t1, end_s)
         if hi <= lo:
             continue

@@ -132,14 +132,14 @@ def is_gpu_gone(nvml: ModuleType, error: BaseException) -> bool:
     }
 
 
-def describe_error(nvml: ModuleType, error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     code = error_code(error)
     text = str(error) or type(error).__name__
     return f"{text} (NVML code {code})" if code is not None else text
 
 
 def as_text(raw: object) -> str:
-    """NVML strings arrive as str (new bindings) or bytes (old ones), maybe not UTF-8."""
+    """NVML text arrives as str (new bindings) or bytes (old), maybe not UTF-8."""
     if isinstance(raw, bytes | bytearray):
         return bytes(raw).decode("utf-8", errors="replace")
     return str(raw)
@@ -158,18 +158,20 @@ def init(nvml: ModuleType) -> None:
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as error:
-        code = error_code(error)
-        if code == _code(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND"):
-            reason = (
-                "the NVML library (libnvidia-ml.so.1) is not present: no NVIDIA "
-                "driver is visible in this container"
-            )
-        elif code == _code(nvml, "NVML_ERROR_DRIVER_NOT_LOADED"):
-            reason = "the NVIDIA driver is not loaded on this machine"
-        else:
-            reason = f"nvmlInit failed: {describe_error(nvml, error)}"
-            raise NvmlUnavailable(reason, no_gpu=False) from None
-        raise NvmlUnavailable(reason) from None
+        raise _init_failure(nvml, error) from None
+
+
+def _init_failure(nvml: ModuleType, error: BaseException) -> NvmlUnavailable:
+    code = error_code(error)
+    if code == _code(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND"):
+        return NvmlUnavailable(
+            "the NVML library (libnvidia-ml.so.1) is not present: no NVIDIA "
+            "driver is visible in this container"
+        )
+    if code == _code(nvml, "NVML_ERROR_DRIVER_NOT_LOADED"):
+        return NvmlUnavailable("the NVIDIA driver is not loaded on this machine")
+    # NVML is there but failing: a GPU may exist, so this is never simulated.
+    return NvmlUnavailable(f"nvmlInit failed: {describe_error(error)}", no_gpu=False)
 
 
 def select_devices(
@@ -207,7 +209,11 @@ def _match_entry(
         index = int(entry)
         return devices[index] if index < len(devices) else None
     if entry.startswith("GPU-"):
-        hits = [dev for dev, uuid in zip(devices, uuids, strict=True) if uuid.startswith(entry)]
+        hits = [
+            dev
+            for dev, uuid in zip(devices, uuids, strict=True)
+            if uuid.startswith(entry)
+        ]
         return hits[0] if len(hits) == 1 else None
     if entry.startswith("MIG-"):
         # MIG devices are not enumerated by index; the CUDA ordinal stands in.
@@ -322,7 +328,7 @@ class NvmlGpu:
             return function(self._handle, *args)
         except self._nvml.NVMLError as error:
             if is_unsupported(self._nvml, error):
-                self._mark_unsupported(metric, describe_error(self._nvml, error))
+                self._mark_unsupported(metric, describe_error(error))
                 return None
             raise
 
@@ -351,7 +357,9 @@ class NvmlGpu:
 
     def _v2_refused(self, error: BaseException) -> bool:
         # Drivers before the v2 struct answer one of these; v1 still works there.
-        return is_unsupported(self._nvml, error) or error_code(error) == _code(self._nvml, "NVML_ERROR_ARGUMENT_VERSION_MISMATCH")
+        return is_unsupported(self._nvml, error) or error_code(error) == _code(
+            self._nvml, "NVML_ERROR_ARGUMENT_VERSION_MISMATCH"
+        )
 
     def _throttle(self) -> int | None:
         nvml = self._nvml
@@ -365,7 +373,7 @@ class NvmlGpu:
             except nvml.NVMLError as error:
                 if error_code(error) != _code(nvml, "NVML_ERROR_FUNCTION_NOT_FOUND"):
                     if is_unsupported(nvml, error):
-                        self._mark_unsupported("throttle", describe_error(nvml, error))
+                        self._mark_unsupported("throttle", describe_error(error))
                         return None
                     raise
             # A driver older than the renamed call still answers the old one.

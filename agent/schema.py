@@ -62,9 +62,13 @@ class Workload(_Model):
     model_ref: str
     kind: WorkloadKind
     parameters: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
-    # Where the workload actually ran: "cuda" or "cpu".
+    # Where the workload actually ran: "cuda", "cpu", or "mock" for mock-v0.
     device: str | None = None
     model_revision: str | None = None
+    # Sentences about how the run differed from the request (CPU fallback, dtype).
+    notes: list[str] = Field(default_factory=list)
+    # gemm: the matrix size really used (smaller than asked on a CPU).
+    matrix_size: int | None = None
 
 
 class ColdStart(_Model):
@@ -85,6 +89,8 @@ class MeasureWindow(_Model):
 
 class Throughput(_Model):
     samples_per_s: float | None = None
+    # Inputs per second: samples_per_s times the batch size.
+    items_per_s: float | None = None
     # gemm only: achieved tera floating-point operations per second.
     tflops: float | None = None
 
@@ -108,8 +114,11 @@ class Energy(_Model):
     joules: float | None = None
     joules_per_sample: float | None = None
     joules_per_output_token: float | None = None
+    # Total over the workload's GPUs; peak is the highest single-sample total.
     mean_power_w: float | None = None
     peak_power_w: float | None = None
+    # Why there is no figure, when there is none.
+    note: str | None = None
 
 
 class GpuSummary(_Model):

@@ -19,6 +19,7 @@ _MEMORY_TOTAL_MIB = 24576.0
 _POWER_IDLE_W = 55.0
 _POWER_LIMIT_W = 300.0
 _TEMPERATURE_TAU_S = 20.0
+_POWER_TAU_S = 1.0
 
 # Busy percentage, memory used (MiB) and target temperature (°C) per phase.
 _PHASE_PROFILE: dict[str, tuple[float, float, float]] = {
@@ -42,19 +43,28 @@ class SimulatedGpu:
         self._random = random.Random(seed)
         self._temperature_c = 31.0
         self._last_mono_s: float | None = None
+        self._power_w: float | None = None
 
     def read(self, phase: Phase) -> GpuReading:
         mono_s = time.monotonic()
         busy_pct, memory_mib, target_c = _PHASE_PROFILE[phase]
         noise = self._random.uniform
         utilization = min(100.0, max(0.0, busy_pct + noise(-3.0, 3.0)))
-        if self._last_mono_s is not None:
-            step = 1.0 - math.exp(-(mono_s - self._last_mono_s) / _TEMPERATURE_TAU_S)
-            self._temperature_c += (target_c - self._temperature_c) * step
+        elapsed_s = 0.0 if self._last_mono_s is None else mono_s - self._last_mono_s
+        step = 1.0 - math.exp(-elapsed_s / _TEMPERATURE_TAU_S)
+        self._temperature_c += (target_c - self._temperature_c) * step
         self._last_mono_s = mono_s
-        power_w = _POWER_IDLE_W + (_POWER_LIMIT_W - _POWER_IDLE_W - 20.0) * (
+        target_w = _POWER_IDLE_W + (_POWER_LIMIT_W - _POWER_IDLE_W - 20.0) * (
             utilization / 100.0
         )
+        # NVML's power reading is an average over about a second, so it lags too.
+        if self._power_w is None:
+            self._power_w = target_w
+        else:
+            self._power_w += (target_w - self._power_w) * (
+                1.0 - math.exp(-elapsed_s / _POWER_TAU_S)
+            )
+        power_w = self._power_w
         busy = utilization > 20.0
         return GpuReading(
             gpu_index=self.index,

@@ -164,6 +164,7 @@ class GpuSampler:
         self._nvml_initialized = False
         self._gpus: list[_GpuState] = []
         self._system_facts: dict[str, str | int | float | None] = {}
+        self._gpu_facts: dict[str, str | int | float | None] = {}
         self._status: TelemetryStatus = "ok"
         self._reason: str | None = None
         self._first_error: str | None = None
@@ -174,6 +175,8 @@ class GpuSampler:
         self._writer: csv.DictWriter[str] | None = None
 
         self._cond = threading.Condition()
+        # Held while NVML is being opened, so close() never shuts it down mid-way.
+        self._lifecycle = threading.Lock()
         self._phase: Phase = "load"
         self._window_open = False
         self._window_closed = False
@@ -188,19 +191,35 @@ class GpuSampler:
 
     def start(self) -> None:
         """Open NVML (or fall back), then tick at once and keep ticking."""
-        sources = self._open_sources()
-        self._gpus = [_GpuState(source) for source in sources]
-        self._stream = self._csv_path.open("a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(
-            self._stream, fieldnames=TIMESERIES_COLUMNS, lineterminator="\n"
-        )
-        if not self._gpus:
-            return
-        self._running = True
-        self._thread = threading.Thread(
-            target=self._loop, name="gpu-sampler", daemon=True
-        )
-        self._thread.start()
+        with self._lifecycle:
+            if self._closed:
+                return
+            try:
+                self._stream = self._csv_path.open("a", newline="", encoding="utf-8")
+            except OSError as error:
+                logger.error("cannot append to %s: %s", self._csv_path, error)
+                self._status = "unavailable"
+                self._reason = f"cannot write {self._csv_path.name}: {error}"
+                return
+            self._writer = csv.DictWriter(
+                self._stream, fieldnames=TIMESERIES_COLUMNS, lineterminator="\n"
+            )
+            sources = self._open_sources()
+            self._gpus = [_GpuState(source) for source in sources]
+            # Read now: NVML is shut down by the time the manifest is written.
+            self._gpu_facts = sources[0].static_facts() if sources else {}
+            if not self._gpus:
+                return
+            with self._cond:
+                if self._stop_requested:
+                    return
+                self._running = True
+                self._thread = threading.Thread(
+                    target=self._loop, name="gpu-sampler", daemon=True
+                )
+                self._thread.start()
+        # The first row is written before the workload starts loading.
+        self.mark_phase(self._phase)
 
     def mark_phase(self, phase: Phase) -> None:
         """Switch phase and wait (briefly) for a tick that records the change."""
@@ -223,25 +242,35 @@ class GpuSampler:
                 return
             self._closed = True
             self._stop_requested = True
+            self._running = False
             self._cond.notify_all()
+        # Waits for a start() still opening NVML, but not forever.
+        if not self._lifecycle.acquire(timeout=STOP_TIMEOUT_S):
+            logger.warning("NVML is still opening; it is left open")
+            return
+        try:
+            self._stop_and_shut_down()
+        finally:
+            self._lifecycle.release()
+
+    def _stop_and_shut_down(self) -> None:
         thread_stopped = True
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT_S)
             thread_stopped = not self._thread.is_alive()
         if self._stream is not None and thread_stopped:
             self._stream.close()
-        if self._nvml is not None and self._nvml_initialized:
-            if not thread_stopped:
-                # Shutting NVML down under a thread still inside it could crash.
-                logger.warning("the GPU sampler did not stop; NVML left open")
-                return
-            try:
-                self._nvml.nvmlShutdown()
-            except self._nvml.NVMLError as error:
-                logger.warning(
-                    "nvmlShutdown failed: %s", nv.describe_error(self._nvml, error)
-                )
-            self._nvml_initialized = False
+        if self._nvml is None or not self._nvml_initialized:
+            return
+        if not thread_stopped:
+            # Shutting NVML down under a thread still inside it could crash.
+            logger.warning("the GPU sampler did not stop; NVML left open")
+            return
+        try:
+            self._nvml.nvmlShutdown()
+        except self._nvml.NVMLError as error:
+            logger.warning("nvmlShutdown failed: %s", nv.describe_error(error))
+        self._nvml_initialized = False
 
     # What result.json reports
 
@@ -299,7 +328,7 @@ class GpuSampler:
         """Flat manifest keys: the system's and the first GPU's static facts."""
         facts: dict[str, str | int | float | bool | None] = dict(self._system_facts)
         facts["gpu_count"] = len(self._gpus)
-        first = self._gpus[0].source.static_facts() if self._gpus else {}
+        first = self._gpu_facts
         for key in (
             "name",
             "uuid",
@@ -356,7 +385,7 @@ class GpuSampler:
             ]
         except nvml.NVMLError as error:
             raise NvmlUnavailable(
-                f"NVML could not list the GPUs: {nv.describe_error(nvml, error)}",
+                f"NVML could not list the GPUs: {nv.describe_error(error)}",
                 no_gpu=False,
             ) from None
         if not sources:
@@ -454,8 +483,7 @@ class GpuSampler:
     def _record_failure(self, gpu: _GpuState, error: BaseException) -> None:
         assert self._nvml is not None
         message = (
-            f"GPU {gpu.source.index} ({gpu.source.uuid}): "
-            f"{nv.describe_error(self._nvml, error)}"
+            f"GPU {gpu.source.index} ({gpu.source.uuid}): {nv.describe_error(error)}"
         )
         if self._first_error is None:
             self._status = "degraded"
@@ -469,7 +497,9 @@ class GpuSampler:
             gpu.errors_logged.add(code)
             logger.warning("%s; this tick's row is left out", message)
 
-    def _write(self, readings: list[tuple[_GpuState, GpuReading]], phase: Phase) -> bool:
+    def _write(
+        self, readings: list[tuple[_GpuState, GpuReading]], phase: Phase
+    ) -> bool:
         assert self._writer is not None and self._stream is not None
         try:
             for _, r in readings:

@@ -10,7 +10,7 @@ import functools
 import threading
 from typing import TYPE_CHECKING
 
-from app.db import get_engine
+from app.db import reset_engine
 from app.providers.base import Provider
 from app.settings import get_settings
 
@@ -55,9 +55,7 @@ def reset() -> None:
         if get_provider.cache_info().currsize:
             get_provider().close()
         get_provider.cache_clear()
-        if get_engine.cache_info().currsize:
-            get_engine().dispose()
-        get_engine.cache_clear()
+        reset_engine()
         get_settings.cache_clear()
         security._installation_secret.cache_clear()
         catalog.clear_cache()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,8 +67,11 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+_engine_lock = threading.Lock()
+
+
 @functools.cache
-def get_engine() -> Engine:
+def _create_engine() -> Engine:
     settings = get_settings()
     engine = make_engine(settings.database_url)
     try:
@@ -79,6 +83,21 @@ def get_engine() -> Engine:
             f"is reachable and writable."
         ) from error
     return engine
+
+
+def get_engine() -> Engine:
+    """The one engine of this process, migrated on first use."""
+    # Threads (the supervisor, browser sessions) may ask at the same moment;
+    # only one may run the migrations.
+    with _engine_lock:
+        return _create_engine()
+
+
+def reset_engine() -> None:
+    with _engine_lock:
+        if _create_engine.cache_info().currsize:
+            _create_engine().dispose()
+        _create_engine.cache_clear()
 
 
 @contextmanager

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlmodel import col, select
@@ -66,6 +66,7 @@ class Timing:
     reaper_s: float = 300.0
     create_attempts: int = 4
     create_backoff_s: float = 2.0
+    terminate_backoff_s: float = 1.0
     terminate_backoff_max_s: float = 30.0
     # How long a pod may take from create until its agent answers.
     start_timeout_mock_s: float = 60.0
@@ -315,19 +316,21 @@ class _RunWorker:
     def _provision(self, run: Run) -> None:
         if run.pod_id is None:
             existing = self._find_pod_by_name(run)
-            pod = existing if existing is not None else self._create_pod(run)
-            self._store_pod(pod, adopted=existing is not None)
+            if existing is not None:
+                self._store_pod(existing, adopted=True)
+            else:
+                self._create_pod(run)
         self._transition(RunState.STARTING)
 
     def _find_pod_by_name(self, run: Run) -> PodInfo | None:
         try:
             pods = self.provider.find_pods(run.pod_name)
         except ProviderError as error:
-            logger.warning("run %s: could not look up pods: %s", run.id, error)
-            return None
+            # Unknown is not "none": creating now could make a second pod.
+            raise _TransientError(f"could not look up pods: {error}") from None
         return next((pod for pod in pods if pod.name == run.pod_name), None)
 
-    def _create_pod(self, run: Run) -> PodInfo:
+    def _create_pod(self, run: Run) -> None:
         spec = PodSpec(
             name=run.pod_name,
             provider_gpu_id=run.provider_gpu_id,
@@ -338,8 +341,11 @@ class _RunWorker:
             simulated_speed=run.simulated_speed,
         )
         for attempt in range(1, self.timing.create_attempts + 1):
+            # Billing starts at creation; the local clock before the call never
+            # undercounts it, and both ends of the billed time use this clock.
+            asked_at = utcnow()
             try:
-                return self.provider.create_pod(spec)
+                pod = self.provider.create_pod(spec)
             except NoCapacityError as error:
                 raise RunFailure(
                     f"No {run.gpu_name} is available in the {run.cloud_tier} cloud "
@@ -362,17 +368,18 @@ class _RunWorker:
             except ProviderServerError as error:
                 # The create may still have made a pod: look before retrying.
                 self._event(run.state, f"create failed ({error}); checking for pod")
-                existing = self._find_pod_by_name(run)
-                if existing is not None:
-                    return existing
                 self.supervisor.sleep(self.timing.create_backoff_s * attempt)
             except ProviderError as error:
                 raise RunFailure(f"Creating the pod failed: {error}") from None
+            else:
+                self._store_pod(pod, adopted=False, created_at=asked_at)
+                return
             if self.supervisor.is_stopping():
-                break
+                raise _TransientError("stopping before the pod was created")
             existing = self._find_pod_by_name(run)
             if existing is not None:
-                return existing
+                self._store_pod(existing, adopted=True)
+                return
         raise RunFailure(
             f"Creating a {run.gpu_name} pod failed {self.timing.create_attempts} "
             f"times; the provider may be having trouble. Try again later."
@@ -393,12 +400,14 @@ class _RunWorker:
             ),
         }
 
-    def _store_pod(self, pod: PodInfo, *, adopted: bool) -> None:
+    def _store_pod(
+        self, pod: PodInfo, *, adopted: bool, created_at: datetime | None = None
+    ) -> None:
         with session_scope() as session:
             run = session.get(Run, self.run_id)
             assert run is not None
             run.pod_id = pod.pod_id
-            run.pod_created_at = pod.created_at or utcnow()
+            run.pod_created_at = created_at or pod.created_at or utcnow()
             run.updated_at = utcnow()
             session.add(run)
             verb = "adopted existing" if adopted else "created"
@@ -421,7 +430,7 @@ class _RunWorker:
                 f"answering; the image {self.supervisor._settings.image_agent!r} may "
                 f"be crashing at start."
             )
-        if pod.status == "EXITED":
+        if pod.status in ("EXITED", "ERROR"):
             raise RunFailure(
                 f"The agent in pod {pod.pod_id} exited before it answered; "
                 f"see the pod's log."
@@ -570,7 +579,7 @@ class _RunWorker:
     def _terminate_until_confirmed(self, run: Run) -> None:
         if run.pod_id is None or run.pod_terminated_at is not None:
             return
-        backoff_s = 1.0
+        backoff_s = self.timing.terminate_backoff_s
         while not self.supervisor.is_stopping():
             try:
                 self.provider.terminate_pod(run.pod_id)

@@ -1,0 +1,109 @@
+"""Catalog: every GPU type with its memory, hourly prices and availability."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import ui
+from app.providers.base import GpuOffer, ProviderError
+from app.services import catalog
+from app.settings import get_settings
+
+SORTS = {
+    "Price (lowest first)": lambda o: (_lowest_price(o), o.display_name),
+    "VRAM (largest first)": lambda o: (-o.memory_gb, _lowest_price(o)),
+    "Name": lambda o: (o.display_name.lower(), o.memory_gb),
+}
+AVAILABILITY_COLOURS = {
+    "high": "green",
+    "medium": "orange",
+    "low": "red",
+    "none": "gray",
+}
+COLUMN_WIDTHS = (3, 1, 1.3, 1.3, 1.2, 1.2, 1.2)
+
+
+def _lowest_price(offer: GpuOffer) -> float:
+    prices = (offer.price_secure_per_hour, offer.price_community_per_hour)
+    return min((price for price in prices if price), default=float("inf"))
+
+
+def _filters(offers: list[GpuOffer]) -> tuple[int, float | None, str]:
+    memory_choices = sorted({offer.memory_gb for offer in offers})
+    left, middle, right = st.columns(3)
+    min_vram = left.selectbox(
+        "Minimum VRAM (GB)",
+        [0, *memory_choices],
+        format_func=lambda gb: f"{gb} GB" if gb else "any",
+        key="catalog_min_vram",
+    )
+    max_price = middle.number_input(
+        "Maximum price ($/GPU-hour)",
+        min_value=0.0,
+        value=None,
+        step=0.1,
+        placeholder="any",
+        key="catalog_max_price",
+        help="Compared with the cheapest tier each GPU is offered in.",
+    )
+    sort = right.selectbox("Sort by", list(SORTS), key="catalog_sort")
+    return int(min_vram), max_price, sort
+
+
+def _row(offer: GpuOffer) -> None:
+    cells = st.columns(COLUMN_WIDTHS, vertical_alignment="center")
+    cells[0].markdown(f"**{offer.display_name}**  \n`{offer.slug}`")
+    cells[1].write(f"{offer.memory_gb} GB")
+    cells[2].write(_price(offer.price_secure_per_hour))
+    cells[3].write(_price(offer.price_community_per_hour))
+    colour = AVAILABILITY_COLOURS.get(offer.availability or "", "gray")
+    cells[4].markdown(f":{colour}[{offer.availability or 'unknown'}]")
+    cells[5].caption(ui.age(offer.read_at), help=ui.when(offer.read_at))
+    if cells[6].button("Launch", key=f"launch_{offer.slug}", icon=":material/rocket:"):
+        st.switch_page(ui.LAUNCH_PAGE, query_params={"gpu": offer.slug})
+
+
+def _price(value: float | None) -> str:
+    return f"${value:.2f}/h" if value else "—"
+
+
+def _header() -> None:
+    names = ("GPU", "VRAM", "Secure", "Community", "Availability", "Price read", "")
+    for cell, name in zip(st.columns(COLUMN_WIDTHS), names, strict=True):
+        if name:
+            cell.markdown(f"**{name}**")
+
+
+def render() -> None:
+    ui.require_login()
+    st.title("GPU catalog")
+    st.write("GPU types you can benchmark on, with the price per GPU-hour per tier.")
+    if get_settings().catalog_mode == "mock":
+        st.info(
+            "Mock catalog: prices are illustrative, not quotes, and GPU metrics are "
+            "simulated on machines without a GPU."
+        )
+    try:
+        offers = catalog.list_offers()
+    except ProviderError as error:
+        ui.fail(str(error))
+    min_vram, max_price, sort = _filters(offers)
+    shown = [
+        offer
+        for offer in offers
+        if offer.memory_gb >= min_vram
+        and (max_price is None or _lowest_price(offer) <= max_price)
+    ]
+    shown.sort(key=SORTS[sort])
+    st.caption(f"{len(shown)} of {len(offers)} GPU types")
+    if not shown:
+        st.warning(
+            "No GPU type matches these filters: lower the VRAM or raise the price."
+        )
+        return
+    _header()
+    for offer in shown:
+        _row(offer)
+
+
+render()

@@ -1,0 +1,64 @@
+"""Persephone's dashboard: the router that lists every page.
+
+`server.py` serves this file together with the HTTP API; the API owns the
+`/runs` and `/compute` paths, so no page uses them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from app import ui
+from app.db import DatabaseError
+from app.providers.base import ProviderError
+from app.settings import SettingsError, get_settings
+
+logger = logging.getLogger("persephone.dashboard")
+
+PAGES = [
+    st.Page(
+        ui.CATALOG_PAGE,
+        title="Catalog",
+        url_path="catalog",
+        icon=":material/memory:",
+        default=True,
+    ),
+    st.Page(
+        ui.LAUNCH_PAGE,
+        title="Launch",
+        url_path="launch",
+        icon=":material/rocket_launch:",
+    ),
+    st.Page(ui.RUNS_PAGE, title="Runs", url_path="history", icon=":material/list:"),
+    # Reached from a run's link (`run?id=...`), not from the menu.
+    st.Page(
+        ui.RUN_PAGE,
+        title="Run",
+        url_path="run",
+        icon=":material/monitoring:",
+        visibility="hidden",
+    ),
+]
+
+
+def main() -> None:
+    st.set_page_config(page_title="Persephone", layout="wide")
+    try:
+        get_settings()
+    except SettingsError as error:
+        ui.fail(str(error))
+    page = st.navigation(PAGES, position="sidebar" if ui.signed_in() else "hidden")
+    ui.require_login()
+    ui.sidebar_status()
+    try:
+        page.run()
+    except (ProviderError, DatabaseError) as error:
+        ui.fail(str(error))
+    except Exception:
+        logger.exception("page %s failed", page.url_path or "catalog")
+        ui.fail("This page failed unexpectedly; the server log has the details.")
+
+
+main()

@@ -1,0 +1,114 @@
+"""The catalog page: every GPU type, filters, sorting, launch buttons, errors."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.providers.base import ProviderAuthError
+from app.services import catalog
+from tests.pages.support import open_page
+
+
+def _gpu_names(app: AppTest) -> list[str]:
+    return [
+        m.value.split("**")[1]
+        for m in app.markdown
+        if m.value.startswith("**") and "`" in m.value
+    ]
+
+
+def test_lists_every_mock_gpu_with_prices_and_says_prices_are_illustrative() -> None:
+    app = open_page()
+
+    assert not app.exception and not app.error
+    assert app.title[0].value == "GPU catalog"
+    assert "prices are illustrative" in app.info[0].value
+    assert len(_gpu_names(app)) == 15
+    assert app.caption.values.count("15 of 15 GPU types") == 1
+    row = next(m for m in app.markdown if "`l4-24gb`" in m.value)
+    assert row.value == "**L4**  \n`l4-24gb`"
+    assert "$0.43/h" in [m.value for m in app.markdown]
+
+
+def test_cheapest_first_by_default() -> None:
+    app = open_page()
+
+    # Community prices count: RTX A5000 at $0.16/h is the cheapest.
+    assert _gpu_names(app)[:3] == ["RTX A5000", "RTX A4000", "RTX 3090"]
+
+
+def test_minimum_vram_filter() -> None:
+    app = open_page()
+
+    app.selectbox(key="catalog_min_vram").select(80).run()
+
+    names = _gpu_names(app)
+    assert set(names) == {
+        "A100 PCIe",
+        "A100 SXM",
+        "H100 PCIe",
+        "H100 SXM",
+        "H200 SXM",
+        "B200",
+    }
+    assert "6 of 15 GPU types" in app.caption.values
+
+
+def test_maximum_price_filter_uses_the_cheapest_tier() -> None:
+    app = open_page()
+
+    app.number_input(key="catalog_max_price").set_value(0.2).run()
+
+    assert _gpu_names(app) == ["RTX A5000", "RTX A4000"]
+
+
+def test_no_match_says_how_to_widen() -> None:
+    app = open_page()
+
+    app.number_input(key="catalog_max_price").set_value(0.01).run()
+
+    assert "No GPU type matches" in app.warning[0].value
+
+
+def test_sort_by_vram_then_by_name() -> None:
+    app = open_page()
+
+    app.selectbox(key="catalog_sort").select("VRAM (largest first)").run()
+    assert _gpu_names(app)[:2] == ["B200", "H200 SXM"]
+
+    app.selectbox(key="catalog_sort").select("Name").run()
+    names = _gpu_names(app)
+    assert names == sorted(names, key=str.lower)
+
+
+def test_launch_button_opens_launch_page_with_that_gpu() -> None:
+    app = open_page()
+
+    app.button(key="launch_rtx-4090-24gb").click().run()
+
+    assert not app.exception
+    assert app.title[0].value == "Launch a benchmark"
+    assert app.query_params["gpu"] == "rtx-4090-24gb"
+    assert app.selectbox(key="launch_gpu").value == "rtx-4090-24gb"
+
+
+class _RefusingProvider:
+    def list_offers(self) -> list[object]:
+        raise ProviderAuthError(
+            "RunPod refused the API key (401): check RUNPOD_API_KEY."
+        )
+
+
+def test_provider_error_is_one_sentence_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog, "get_provider", _RefusingProvider)
+
+    app = open_page()
+
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "RunPod refused the API key (401): check RUNPOD_API_KEY."
+    ]
+    assert not app.button

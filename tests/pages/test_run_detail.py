@@ -1,0 +1,277 @@
+"""The run page: header, metrics, warnings, charts, downloads, live updates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from agent.schema import Result, Stats, Tokens
+from app.models import RunState
+from app.services import ingest, runs
+from tests.pages.support import finish, launch, open_page, result_json, timeseries_csv
+
+RUN = "pages/run_detail.py"
+
+
+def _metric(app: AppTest, label: str) -> str:
+    return next(m.value for m in app.metric if m.label == label)
+
+
+def _note(app: AppTest, label: str) -> str:
+    return next(m.proto.delta for m in app.metric if m.label == label)
+
+
+def _charts(app: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """What each download button would send, by file name (deferred ones called)."""
+    sent: dict[str, bytes] = {}
+    add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred
+
+    def record(
+        self: MediaFileManager, data: bytes | str, *args: object, **kw: object
+    ) -> str:
+        name = kw.get("file_name") or args[2]
+        sent[str(name)] = data if isinstance(data, bytes) else data.encode()
+        return add(self, data, *args, **kw)  # type: ignore[arg-type]
+
+    def record_deferred(
+        self: MediaFileManager, make: Callable[[], bytes], *args: object, **kw: object
+    ) -> str:
+        sent[str(kw.get("file_name") or args[2])] = make()
+        return add_deferred(self, make, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MediaFileManager, "add", record)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record_deferred)
+    return sent
+
+
+def test_unknown_run_id_is_named_with_a_way_back() -> None:
+    app = open_page(RUN, id="nope123")
+
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        "There is no run with id 'nope123': check the link, or pick the run from "
+        "the Runs page."
+    ]
+    assert app.get("page_link")[0].proto.page == "history"
+    assert not app.title
+
+
+def test_missing_run_id_points_to_the_runs_page() -> None:
+    app = open_page(RUN)
+
+    assert "No run is named in the address" in app.error[0].value
+
+
+def test_succeeded_run_shows_its_measurements_costs_and_charts() -> None:
+    run = launch()
+    finish(run, csv_data=timeseries_csv(), result=result_json(run, p50_ms=12.5, n=8))
+
+    app = open_page(RUN, id=run.id)
+
+    assert not app.exception and not app.error
+    assert app.title[0].value == f"Run {run.id}"
+    assert any(m.value.startswith(":green[succeeded] · ") for m in app.markdown)
+    assert "**GPU**  \nL4 (`l4-24gb`)" in [m.value for m in app.markdown]
+    assert _metric(app, "Latency p50") == "12.5 ms"
+    assert _metric(app, "Latency p95") == "19.5 ms"
+    # n = 8 < 100: the p99 is marked indicative.
+    assert _metric(app, "Latency p99") == "21 ms"
+    assert _note(app, "Latency p99") == "indicative (n < 100)"
+    assert _metric(app, "Samples measured (n)") == "8"
+    assert _metric(app, "Throughput") == "0.267 samples/s"
+    assert _metric(app, "Measure window") == "30.0 s"
+    # $0.43/h × 30 s ÷ 8 samples × 1000, and × 62 s billed for all-in.
+    assert _metric(app, "Steady state / 1k samples") == "$0.448"
+    assert _metric(app, "All-in / 1k samples") == "$0.926"
+    assert _metric(app, "Total billed") == "$0.00741"
+    assert _metric(app, "Energy") == "2,100 J"
+    assert _note(app, "Energy") == "power_integration, estimated"
+    assert _metric(app, "Cold start: load") == "1.2 s"
+    assert _metric(app, "Warm-up calls") == "2"
+
+
+def test_charts_mark_phases_and_note_a_metric_the_gpu_never_reported() -> None:
+    run = launch()
+    finish(run, csv_data=timeseries_csv(gpus=2), result=result_json(run))
+
+    app = open_page(RUN, id=run.id)
+
+    charts = _charts(app)
+    titles = [chart["layout"]["title"]["text"] for chart in charts]
+    assert titles == [
+        "GPU utilisation (%)",
+        "Memory used (MiB)",
+        "Power (W)",
+        "Temperature (°C)",
+        "SM clock (MHz)",
+        "Memory clock (MHz)",
+    ]
+    assert (
+        "Not reported by this GPU: Memory controller utilisation." in app.caption.values
+    )
+    utilisation = charts[0]
+    assert [trace["name"] for trace in utilisation["data"]] == ["GPU 0", "GPU 1"]
+    assert all(trace["connectgaps"] is False for trace in utilisation["data"])
+    bands = [(s["name"], s["x0"], s["x1"]) for s in utilisation["layout"]["shapes"]]
+    assert bands == [
+        ("load", 0, 10),
+        ("warmup", 10, 20),
+        ("measure", 20, 50),
+        ("idle", 50, 59),
+    ]
+    memory = charts[1]
+    assert any(a["text"] == "total 23,034 MiB" for a in memory["layout"]["annotations"])
+
+
+def test_failed_run_shows_its_error_message() -> None:
+    run = finish(
+        launch("b200-180gb"),
+        RunState.FAILED,
+        error="There are no longer any instances available with the requested "
+        "specifications. Please refresh and try again.",
+    )
+
+    app = open_page(RUN, id=run.id)
+
+    assert not app.exception
+    assert [e.value for e in app.error] == [run.error_message]
+    assert "This run produced no measurements." in app.caption.values
+
+
+def test_simulated_metrics_are_labelled() -> None:
+    run = launch()
+    finish(
+        run,
+        csv_data=timeseries_csv(simulated=True),
+        result=result_json(run, simulated=True),
+    )
+
+    app = open_page(RUN, id=run.id)
+
+    assert app.warning[0].value.startswith("**Simulated GPU metrics**")
+
+
+def test_simulated_rows_are_labelled_even_without_a_result() -> None:
+    run = finish(launch(), RunState.FAILED, csv_data=timeseries_csv(simulated=True))
+
+    app = open_page(RUN, id=run.id)
+
+    assert app.warning[0].value.startswith("**Simulated GPU metrics**")
+
+
+def test_pod_that_may_still_bill_is_a_warning_with_the_provider_error() -> None:
+    run = finish(launch(), RunState.SUCCEEDED, pod_terminated=False)
+
+    app = open_page(RUN, id=run.id)
+
+    [warning] = [w.value for w in app.warning]
+    assert warning.startswith(f"Pod pod-{run.id} may still be billing")
+    assert "after 3 attempt(s)" in warning
+    assert warning.endswith("Last error: RunPod answered 502 Bad Gateway")
+
+
+def test_downloads_are_the_agent_files_byte_for_byte(
+    downloads: dict[str, bytes],
+) -> None:
+    run = launch()
+    csv_data = timeseries_csv()
+    raw_result = result_json(run)
+    finish(run, csv_data=csv_data, result=raw_result)
+
+    app = open_page(RUN, id=run.id)
+
+    assert [b.label for b in app.get("download_button")] == [
+        "gpu_timeseries.csv",
+        "result.json",
+    ]
+    assert downloads == {
+        f"{run.id}-gpu_timeseries.csv": csv_data,
+        f"{run.id}-result.json": raw_result,
+    }
+
+
+def test_active_run_fills_in_live_then_shows_final_metrics() -> None:
+    run = launch()
+    app = open_page(RUN, id=run.id)
+
+    assert not app.exception and not app.error
+    assert any(":blue[queued…]" in m.value for m in app.markdown)
+    assert app.button[0].label == "Cancel run"
+    assert "No GPU samples yet." in app.caption.values
+    assert [e for e in app.dataframe[0].value["state"]] == ["queued"]
+
+    first = timeseries_csv(seconds=range(30))
+    ingest.ingest_timeseries_chunk(run.id, 0, first)
+    app.run()
+    assert len(_charts(app)) == 6
+    frame = app.session_state[f"run_frame:{run.id}"]
+    assert len(frame) == 60
+
+    rest = timeseries_csv(seconds=range(30, 60)).split(b"\n", 1)[1]
+    ingest.ingest_timeseries_chunk(run.id, len(first), rest)
+    app.run()
+    frame = app.session_state[f"run_frame:{run.id}"]
+    assert list(frame["row"]) == list(range(120))
+
+    finish(run, result=result_json(run, p50_ms=9.75))
+    app.run()
+    assert f"run_frame:{run.id}" not in app.session_state
+    assert _metric(app, "Latency p50") == "9.75 ms"
+    assert not [b for b in app.button if b.label == "Cancel run"]
+
+
+def test_cancel_button_asks_the_supervisor_to_stop() -> None:
+    run = launch()
+    app = open_page(RUN, id=run.id)
+
+    app.button[0].click().run()
+
+    assert runs.get_run(run.id).cancel_requested
+    assert app.button[0].disabled
+
+
+def test_language_model_run_shows_token_metrics_and_cost_per_million_tokens() -> None:
+    run = launch(model_ref="hf:sshleifer/tiny-gpt2")
+    result = Result.model_validate_json(result_json(run))
+    result.tokens = Tokens(
+        prompt_tokens=128,
+        new_tokens_per_sample=64,
+        total_output_tokens=512,
+        ttft_ms=Stats(n=8, p50=35.0),
+        tpot_ms=Stats(n=8, p50=4.25),
+        itl_ms=Stats(n=504, p50=4.0),
+        output_tokens_per_s=17.07,
+    )
+    finish(run, result=result.model_dump_json().encode())
+
+    app = open_page(RUN, id=run.id)
+
+    assert not app.exception and not app.error
+    assert _metric(app, "TTFT p50") == "35 ms"
+    assert _metric(app, "TPOT p50") == "4.25 ms"
+    assert _metric(app, "ITL p50") == "4 ms"
+    assert _metric(app, "Output tokens/s") == "17.1"
+    # $0.43/h × 30 s ÷ 512 tokens × 1e6, and × 62 s billed for all-in.
+    assert _metric(app, "Steady state / 1M tokens") == "$7.00"
+    assert _metric(app, "All-in / 1M tokens") == "$14.46"
+
+
+def test_matrix_multiply_run_shows_tflops() -> None:
+    run = launch(model_ref="gemm:bf16:1024")
+    result = Result.model_validate_json(result_json(run))
+    result.throughput.tflops = 61.234
+    finish(run, result=result.model_dump_json().encode())
+
+    app = open_page(RUN, id=run.id)
+
+    assert _metric(app, "TFLOP/s") == "61.2"
