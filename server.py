@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from app import api
 from app.context import get_supervisor
@@ -49,4 +50,22 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
         supervisor.stop()
 
 
-app = st.App("streamlit_app.py", routes=api.routes(), lifespan=lifespan)
+def on_script_error(error: Exception) -> bool:
+    """Log a page's unexpected error; the page shows a sentence, not a trace."""
+    logger.error("page failed: %s", error, exc_info=error)
+    st.error("This page failed unexpectedly; the server log has the details.")
+    return True
+
+
+# The router (streamlit_app.py) declares every page with st.navigation, which
+# switches Streamlit's old "pages/ folder" mode off on its first run. A first
+# request for a deep link such as /launch would otherwise run in that mode,
+# because this project's page files live in a folder named pages/.
+PagesManager.uses_pages_directory = False
+
+app = st.App(
+    "streamlit_app.py",
+    routes=api.routes(),
+    lifespan=lifespan,
+    on_script_error=on_script_error,
+)

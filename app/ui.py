@@ -48,9 +48,9 @@ def signed_in() -> bool:
 def require_login() -> None:
     """Ask for PERSEPHONE_API_KEY once per browser session; stop until it matches.
 
-    The router calls it before any page, and every page calls it again: while
-    Streamlit still treats `pages/` as a v1 page folder (the first script run
-    of a server process), a page's address runs the page without the router.
+    The router calls it before any page, and every page calls it again: from a
+    server's start until the router first runs, Streamlit treats `pages/` as a
+    v1 page folder, where a page's address runs that page without the router.
     """
     if signed_in():
         return

@@ -171,6 +171,8 @@ def _page(run_id: str, repeat: int) -> None:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
 
+    from app.ui import RUN_PAGE
+
     original = PagesManager.__init__
 
     def as_served(self: PagesManager, *args: object, **kwargs: object) -> None:
@@ -180,7 +182,7 @@ def _page(run_id: str, repeat: int) -> None:
     PagesManager.__init__ = as_served  # type: ignore[method-assign]
     app = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120).run()
     app.query_params["id"] = run_id
-    app.switch_page("pages/run_detail.py")
+    app.switch_page(RUN_PAGE)
     times = [_timed(app.run)[0] for _ in range(repeat + 1)]
     if app.exception or app.error:
         raise SystemExit(f"the run page failed: {app.exception or app.error}")

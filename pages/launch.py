@@ -60,8 +60,7 @@ def _choose_tier(offer: GpuOffer) -> CloudTier | None:
         format_func=lambda t: f"{t} (${offer.price_for(t) or 0:.2f}/GPU-hour)",
         horizontal=True,
         key=f"launch_tier_{offer.slug}",
-        help="Secure cloud runs in certified data centres; community cloud is "
-        "cheaper, on vetted hosts.",
+        help="The provider's price tier; the price is frozen into the run.",
     )
 
 

@@ -14,6 +14,9 @@ from app.services import runs
 from app.services.timeseries import METRICS
 
 LIVE_REFRESH_S = 1.5
+# Past this many rows a refresh redraws a long series: refresh less often.
+LONG_SERIES_ROWS = 100_000
+LONG_SERIES_REFRESH_S = 5.0
 FRAME_KEY = "run_frame:{}"
 
 
@@ -225,7 +228,9 @@ def render() -> None:
     st.write("One benchmark: what it measured, what it cost, how the GPU behaved.")
     _facts(run)
     if run.is_active:
-        st.fragment(run_every=LIVE_REFRESH_S)(_live)(run.id)
+        long = run.timeseries_rows > LONG_SERIES_ROWS
+        every = LONG_SERIES_REFRESH_S if long else LIVE_REFRESH_S
+        st.fragment(run_every=every)(_live)(run.id)
     else:
         _finished(run)
     with st.expander("How we measure"):

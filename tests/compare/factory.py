@@ -58,6 +58,8 @@ class Spec:
     lead_in_s: int = 3
     sweep_id: str | None = None
     repeat_index: int = 0
+    # False: the provider never made a pod (no capacity), so no agent files.
+    had_pod: bool = True
 
 
 def make_run(spec: Spec) -> Run:
@@ -71,8 +73,8 @@ def make_run(spec: Spec) -> Run:
     run = runs.start_run(
         request, sweep_id=spec.sweep_id, repeat_index=spec.repeat_index
     )
-    ingest.ingest_timeseries_chunk(run.id, 0, timeseries_csv(spec))
-    if spec.state == RunState.SUCCEEDED or spec.error is not None:
+    if spec.had_pod:
+        ingest.ingest_timeseries_chunk(run.id, 0, timeseries_csv(spec))
         ingest.store_result(run.id, result_json(run.id, spec))
     _finish(run.id, spec)
     return runs.get_run(run.id)
@@ -179,9 +181,10 @@ def _finish(run_id: str, spec: Spec) -> None:
         assert run is not None
         run.state = spec.state
         run.error_message = spec.error if spec.state != RunState.SUCCEEDED else None
-        run.pod_id = f"pod{run_id}"
-        run.pod_created_at = created
-        run.pod_terminated_at = terminated
+        if spec.had_pod:
+            run.pod_id = f"pod{run_id}"
+            run.pod_created_at = created
+            run.pod_terminated_at = terminated
         run.started_at = created + timedelta(seconds=2)
         run.finished_at = terminated - timedelta(seconds=1)
         if spec.state != RunState.SUCCEEDED:

@@ -169,7 +169,12 @@ def test_non_succeeded_runs_are_listed_but_never_ranked(
         row.state = RunState.TIMED_OUT
         session.add(row)
     failed = make_run(
-        Spec("b200-180gb", state=RunState.FAILED, error="No B200 is available.")
+        Spec(
+            "b200-180gb",
+            state=RunState.FAILED,
+            error="No B200 is available.",
+            had_pod=False,
+        )
     )
 
     comparison = compare([good.id, lost.id, failed.id])

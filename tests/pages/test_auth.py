@@ -7,6 +7,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from app import context
+from app.ui import LAUNCH_PAGE, RUN_PAGE
 from tests.pages.conftest import ORIGINAL_PAGES_MANAGER_INIT
 from tests.pages.support import launch, open_page, texts
 
@@ -57,7 +58,9 @@ def test_wrong_key_is_refused_with_the_fix_and_never_echoed() -> None:
         "PERSEPHONE_API_KEY the server was started with."
     ]
     assert [t.value for t in app.title] == ["Persephone"]
-    assert "guess" not in _shown(app)
+    shown = _shown(app)
+    assert "PERSEPHONE_API_KEY the server was started with" in shown
+    assert "guess" not in shown
 
 
 @pytest.mark.usefixtures("keyed")
@@ -69,12 +72,14 @@ def test_right_key_lets_the_session_through_once() -> None:
     assert not app.exception and not app.error
     assert app.title[0].value == "GPU catalog"
     assert "Signed in with the dashboard's API key." in app.sidebar.caption.values
-    assert KEY not in _shown(app)
+    shown = _shown(app)
+    assert "GPU catalog" in shown
+    assert KEY not in shown
     assert KEY not in str(app.session_state.to_dict())
     # The same session moves between pages without asking again.
     run = launch()
     app.query_params["id"] = run.id
-    app.switch_page("pages/run_detail.py").run()
+    app.switch_page(RUN_PAGE).run()
     assert app.title[0].value == f"Run {run.id}"
 
 
@@ -82,12 +87,12 @@ def test_right_key_lets_the_session_through_once() -> None:
 def test_deep_link_is_gated_even_in_streamlit_v1_page_folder_mode(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A server's first script run treats pages/ as v1 pages: the page file
-    # runs without the router, so each page checks the key itself.
+    # Until the router first runs in a server, Streamlit treats pages/ as v1
+    # pages: a page file runs without the router, so each page checks the key.
     monkeypatch.setattr(PagesManager, "__init__", ORIGINAL_PAGES_MANAGER_INIT)
     run = launch()
 
-    app = open_page("pages/launch.py")
+    app = open_page(LAUNCH_PAGE)
     assert [t.value for t in app.title] == ["Persephone"]
-    app = open_page("pages/run_detail.py", id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
     assert [t.value for t in app.title] == ["Persephone"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from app.services import runs
+from app.ui import LAUNCH_PAGE
 from tests.pages.support import open_page
-
-LAUNCH = "pages/launch.py"
 
 
 def _submit(app: AppTest) -> AppTest:
@@ -19,7 +18,7 @@ def _launch_button(app: AppTest) -> None:
 
 
 def test_gpu_from_the_address_is_preselected_with_its_tiers() -> None:
-    app = open_page(LAUNCH, gpu="rtx-4090-24gb")
+    app = open_page(LAUNCH_PAGE, gpu="rtx-4090-24gb")
 
     assert not app.exception and not app.error
     assert app.selectbox(key="launch_gpu").value == "rtx-4090-24gb"
@@ -34,13 +33,13 @@ def test_gpu_from_the_address_is_preselected_with_its_tiers() -> None:
 
 
 def test_unknown_gpu_in_the_address_is_named() -> None:
-    app = open_page(LAUNCH, gpu="rtx-9999")
+    app = open_page(LAUNCH_PAGE, gpu="rtx-9999")
 
     assert "'rtx-9999' is not in the catalog" in app.warning[0].value
 
 
 def test_launch_creates_the_run_at_once_and_links_to_it() -> None:
-    app = open_page(LAUNCH, gpu="rtx-4090-24gb")
+    app = open_page(LAUNCH_PAGE, gpu="rtx-4090-24gb")
     app.radio(key="launch_tier_rtx-4090-24gb").set_value("community")
     app.number_input(key="launch_seed").set_value(7)
     _launch_button(app)
@@ -64,7 +63,7 @@ def test_launch_creates_the_run_at_once_and_links_to_it() -> None:
 
 
 def test_zero_samples_names_the_field_and_keeps_the_input() -> None:
-    app = open_page(LAUNCH)
+    app = open_page(LAUNCH_PAGE)
     app.text_input[0].set_value("mock-v0")
     app.number_input[0].set_value(0)
 
@@ -78,7 +77,7 @@ def test_zero_samples_names_the_field_and_keeps_the_input() -> None:
 
 
 def test_too_many_samples_names_the_field() -> None:
-    app = open_page(LAUNCH)
+    app = open_page(LAUNCH_PAGE)
     app.number_input[0].set_value(100_001)
 
     _submit(app)
@@ -88,7 +87,7 @@ def test_too_many_samples_names_the_field() -> None:
 
 
 def test_unknown_model_ref_names_the_field_and_the_accepted_forms() -> None:
-    app = open_page(LAUNCH)
+    app = open_page(LAUNCH_PAGE)
     app.text_input[0].set_value("llama-please")
 
     _submit(app)
@@ -101,7 +100,7 @@ def test_unknown_model_ref_names_the_field_and_the_accepted_forms() -> None:
 
 
 def test_parameter_out_of_range_names_the_parameter() -> None:
-    app = open_page(LAUNCH)
+    app = open_page(LAUNCH_PAGE)
     app.number_input(key="launch_batch_size").set_value(5000)
 
     _submit(app)
@@ -111,7 +110,7 @@ def test_parameter_out_of_range_names_the_parameter() -> None:
 
 
 def test_parameter_that_does_not_apply_names_it() -> None:
-    app = open_page(LAUNCH)
+    app = open_page(LAUNCH_PAGE)
     app.selectbox(key="launch_dtype").select("bf16")
 
     _submit(app)

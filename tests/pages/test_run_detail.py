@@ -13,9 +13,8 @@ from streamlit.testing.v1 import AppTest
 from agent.schema import Result, Stats, Tokens
 from app.models import RunState
 from app.services import ingest, runs
+from app.ui import RUN_PAGE
 from tests.pages.support import finish, launch, open_page, result_json, timeseries_csv
-
-RUN = "pages/run_detail.py"
 
 
 def _metric(app: AppTest, label: str) -> str:
@@ -55,7 +54,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
 
 
 def test_unknown_run_id_is_named_with_a_way_back() -> None:
-    app = open_page(RUN, id="nope123")
+    app = open_page(RUN_PAGE, id="nope123")
 
     assert not app.exception
     assert [e.value for e in app.error] == [
@@ -67,7 +66,7 @@ def test_unknown_run_id_is_named_with_a_way_back() -> None:
 
 
 def test_missing_run_id_points_to_the_runs_page() -> None:
-    app = open_page(RUN)
+    app = open_page(RUN_PAGE)
 
     assert "No run is named in the address" in app.error[0].value
 
@@ -76,7 +75,7 @@ def test_succeeded_run_shows_its_measurements_costs_and_charts() -> None:
     run = launch()
     finish(run, csv_data=timeseries_csv(), result=result_json(run, p50_ms=12.5, n=8))
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert not app.exception and not app.error
     assert app.title[0].value == f"Run {run.id}"
@@ -104,7 +103,7 @@ def test_charts_mark_phases_and_note_a_metric_the_gpu_never_reported() -> None:
     run = launch()
     finish(run, csv_data=timeseries_csv(gpus=2), result=result_json(run))
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     charts = _charts(app)
     titles = [chart["layout"]["title"]["text"] for chart in charts]
@@ -141,7 +140,7 @@ def test_failed_run_shows_its_error_message() -> None:
         "specifications. Please refresh and try again.",
     )
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert not app.exception
     assert [e.value for e in app.error] == [run.error_message]
@@ -156,7 +155,7 @@ def test_simulated_metrics_are_labelled() -> None:
         result=result_json(run, simulated=True),
     )
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert app.warning[0].value.startswith("**Simulated GPU metrics**")
 
@@ -164,7 +163,7 @@ def test_simulated_metrics_are_labelled() -> None:
 def test_simulated_rows_are_labelled_even_without_a_result() -> None:
     run = finish(launch(), RunState.FAILED, csv_data=timeseries_csv(simulated=True))
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert app.warning[0].value.startswith("**Simulated GPU metrics**")
 
@@ -172,7 +171,7 @@ def test_simulated_rows_are_labelled_even_without_a_result() -> None:
 def test_pod_that_may_still_bill_is_a_warning_with_the_provider_error() -> None:
     run = finish(launch(), RunState.SUCCEEDED, pod_terminated=False)
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     [warning] = [w.value for w in app.warning]
     assert warning.startswith(f"Pod pod-{run.id} may still be billing")
@@ -188,7 +187,7 @@ def test_downloads_are_the_agent_files_byte_for_byte(
     raw_result = result_json(run)
     finish(run, csv_data=csv_data, result=raw_result)
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert [b.label for b in app.get("download_button")] == [
         "gpu_timeseries.csv",
@@ -202,7 +201,7 @@ def test_downloads_are_the_agent_files_byte_for_byte(
 
 def test_active_run_fills_in_live_then_shows_final_metrics() -> None:
     run = launch()
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert not app.exception and not app.error
     assert any(":blue[queued…]" in m.value for m in app.markdown)
@@ -232,7 +231,7 @@ def test_active_run_fills_in_live_then_shows_final_metrics() -> None:
 
 def test_cancel_button_asks_the_supervisor_to_stop() -> None:
     run = launch()
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     app.button[0].click().run()
 
@@ -254,7 +253,7 @@ def test_language_model_run_shows_token_metrics_and_cost_per_million_tokens() ->
     )
     finish(run, result=result.model_dump_json().encode())
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert not app.exception and not app.error
     assert _metric(app, "TTFT p50") == "35 ms"
@@ -272,6 +271,6 @@ def test_matrix_multiply_run_shows_tflops() -> None:
     result.throughput.tflops = 61.234
     finish(run, result=result.model_dump_json().encode())
 
-    app = open_page(RUN, id=run.id)
+    app = open_page(RUN_PAGE, id=run.id)
 
     assert _metric(app, "TFLOP/s") == "61.2"

@@ -8,9 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from app.models import RunState, utcnow
 from app.services import runs
+from app.ui import RUNS_PAGE
 from tests.pages.support import finish, launch, open_page, result_json, set_created
-
-RUNS = "pages/runs.py"
 
 
 def _linked_ids(app: AppTest) -> list[str]:
@@ -22,7 +21,7 @@ def _row_markdown(app: AppTest, text: str) -> list[str]:
 
 
 def test_no_runs_points_to_launch() -> None:
-    app = open_page(RUNS)
+    app = open_page(RUNS_PAGE)
 
     assert not app.exception and not app.error
     assert app.info[0].value == "No runs yet."
@@ -38,7 +37,7 @@ def test_newest_first_with_status_in_colour_and_numbers() -> None:
     set_created(failed, now - timedelta(hours=1))
     queued = launch("a40-48gb")
 
-    app = open_page(RUNS)
+    app = open_page(RUNS_PAGE)
 
     assert not app.exception and not app.error
     assert _linked_ids(app) == [queued.id, failed.id, old.id]
@@ -55,7 +54,7 @@ def test_active_run_has_a_cancel_button_that_requests_cancel() -> None:
     queued = launch()
     done = finish(launch(), RunState.CANCELLED)
 
-    app = open_page(RUNS)
+    app = open_page(RUNS_PAGE)
     assert [b.key for b in app.button] == [f"cancel_{queued.id}"]
 
     app.button(key=f"cancel_{queued.id}").click().run()
@@ -69,7 +68,7 @@ def test_active_run_has_a_cancel_button_that_requests_cancel() -> None:
 def test_finished_run_whose_pod_may_still_bill_is_flagged() -> None:
     run = finish(launch(), RunState.FAILED, error="Agent lost.", pod_terminated=False)
 
-    app = open_page(RUNS)
+    app = open_page(RUNS_PAGE)
 
     assert _row_markdown(app, "may still be billing") == [
         f":red[failed]  \n:red[⚠ pod pod-{run.id} may still be billing]"
@@ -85,7 +84,7 @@ def test_pages_of_fifty() -> None:
         made.append(run.id)
     newest_first = made[::-1]
 
-    app = open_page(RUNS)
+    app = open_page(RUNS_PAGE)
     assert _linked_ids(app) == newest_first[:50]
     assert "Runs 1–50 of 120, newest first." in app.caption.values
 
