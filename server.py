@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from app import api
+from app import api, api_compare
 from app.context import get_supervisor
 from app.db import DatabaseError, get_engine
 from app.settings import SettingsError, get_settings
@@ -65,7 +65,7 @@ PagesManager.uses_pages_directory = False
 
 app = st.App(
     "streamlit_app.py",
-    routes=api.routes(),
+    routes=api.routes() + api_compare.routes(),
     lifespan=lifespan,
     on_script_error=on_script_error,
 )

@@ -1,7 +1,7 @@
 """Persephone's dashboard: the router that lists every page.
 
 `server.py` serves this file together with the HTTP API; the API owns the
-`/runs` and `/compute` paths, so no page uses them.
+`/runs`, `/compute`, `/sweeps` and `/compare` paths, so no page uses them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ PAGES = [
         icon=":material/rocket_launch:",
     ),
     st.Page(ui.RUNS_PAGE, title="Runs", url_path="history", icon=":material/list:"),
+    st.Page(ui.SWEEP_PAGE, title="Sweep", url_path="sweep", icon=":material/stacks:"),
+    st.Page(
+        ui.COMPARE_PAGE,
+        title="Compare",
+        url_path="comparison",
+        icon=":material/compare_arrows:",
+    ),
     # Reached from a run's link (`run?id=...`), not from the menu.
     st.Page(
         ui.RUN_PAGE,

@@ -24,6 +24,10 @@ class AgentError(Exception):
     """The agent could not be reached or answered something unexpected."""
 
 
+class AgentAuthError(AgentError):
+    """The agent refused the run's token: waiting will not fix that."""
+
+
 class AgentClient:
     def __init__(
         self,
@@ -105,6 +109,11 @@ class AgentClient:
             ) from None
         if response.status_code == 404 and allow_missing:
             return response
+        if response.status_code == 401:
+            raise AgentAuthError(
+                f"The agent refused this run's token on {path}: the pod runs an "
+                f"agent for another run or installation (PERSEPHONE_SECRET_KEY)."
+            )
         if response.status_code != 200:
             raise AgentError(f"The agent answered {path} with {response.status_code}.")
         return response

@@ -73,7 +73,7 @@ def endpoint(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _json_body(request: Request) -> object:
+async def json_body(request: Request) -> object:
     raw = await request.body()
     try:
         return json.loads(raw)
@@ -101,7 +101,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def _iso(moment: object) -> str | None:
+def iso(moment: object) -> str | None:
     return moment.isoformat() if moment is not None else None  # type: ignore[attr-defined]
 
 
@@ -116,7 +116,7 @@ def offer_json(offer: GpuOffer) -> dict[str, Any]:
             "community": offer.price_community_per_hour,
         },
         "availability": offer.availability,
-        "price_read_at": _iso(offer.read_at),
+        "price_read_at": iso(offer.read_at),
         "simulated_speed": offer.simulated_speed,
     }
 
@@ -133,20 +133,20 @@ def run_json(run: Run, events: list[RunEvent] | None = None) -> dict[str, Any]:
         "samples": run.samples,
         "parameters": run.parameters,
         "sweep_id": run.sweep_id,
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
         "cancel_requested": run.cancel_requested,
         "price": {
             "provider": run.provider,
             "tier": run.cloud_tier,
             "per_hour_usd": run.price_per_hour,
-            "read_at": _iso(run.price_read_at),
+            "read_at": iso(run.price_read_at),
         },
         "pod": {
             "id": run.pod_id,
-            "created_at": _iso(run.pod_created_at),
-            "terminated_at": _iso(run.pod_terminated_at),
+            "created_at": iso(run.pod_created_at),
+            "terminated_at": iso(run.pod_terminated_at),
             "may_be_billing": run.may_be_billing,
             "terminate_attempts": run.terminate_attempts,
             "terminate_error": run.terminate_error,
@@ -187,7 +187,7 @@ def run_json(run: Run, events: list[RunEvent] | None = None) -> dict[str, Any]:
     }
     if events is not None:
         body["events"] = [
-            {"at": _iso(e.at), "state": e.state, "message": e.message} for e in events
+            {"at": iso(e.at), "state": e.state, "message": e.message} for e in events
         ]
     return body
 
@@ -200,7 +200,7 @@ async def list_gpus(request: Request) -> Response:
 
 @endpoint
 async def start_run(request: Request) -> Response:
-    payload = await _json_body(request)
+    payload = await json_body(request)
     launch = runs.parse_launch_request(payload)
     run = await run_in_threadpool(runs.start_run, launch)
     return JSONResponse(run_json(run), status_code=201)

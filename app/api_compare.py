@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api import ApiError, _iso, _json_body, endpoint, run_json
+from app.api import ApiError, endpoint, iso, json_body, run_json
 from app.models import Sweep
 from app.services import compare as comparing
 from app.services import sweeps
@@ -32,7 +32,7 @@ CONFIRM_FIELDS = ("confirm_above_usd", "confirmed")
 def sweep_json(sweep: Sweep) -> dict[str, Any]:
     return {
         "sweep_id": sweep.id,
-        "created_at": _iso(sweep.created_at),
+        "created_at": iso(sweep.created_at),
         "model_ref": sweep.model_ref,
         "samples": sweep.samples,
         "parameters": json.loads(sweep.parameters_json),
@@ -83,7 +83,7 @@ def _parse_sweep_body(payload: object) -> tuple[SweepRequest, bool, float]:
 
 @endpoint
 async def start_sweep(request: Request) -> Response:
-    sweep_request, confirmed, threshold = _parse_sweep_body(await _json_body(request))
+    sweep_request, confirmed, threshold = _parse_sweep_body(await json_body(request))
     try:
         sweep = await run_in_threadpool(
             sweeps.start_sweep,

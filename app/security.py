@@ -7,11 +7,14 @@ reach the agents of runs it launched before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
+import threading
 from pathlib import Path
 
 from app.settings import get_settings
@@ -35,20 +38,39 @@ def api_key_matches(candidate: str | None) -> bool:
     )
 
 
+_secret_lock = threading.Lock()
+
+
 @functools.cache
 def _installation_secret() -> bytes:
     settings = get_settings()
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode("utf-8")
-    path: Path = settings.data_dir / SECRET_FILE_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
+    with _secret_lock:
+        secret = _read_or_create_secret(settings.data_dir / SECRET_FILE_NAME)
+    if not secret:
+        raise RuntimeError(
+            f"The installation secret in {settings.data_dir / SECRET_FILE_NAME} is "
+            f"empty; delete the file so a new one is made, or set "
+            f"PERSEPHONE_SECRET_KEY."
+        )
+    return secret
+
+
+def _read_or_create_secret(path: Path) -> bytes:
+    """Create the secret file whole or not at all, so no reader sees it empty."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            os.chmod(temporary, 0o600)
+            # A link fails if another process got there first; theirs wins.
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     return path.read_text().strip().encode("utf-8")
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from agent.schema import AgentStatus
-from app.agent_client import AgentClient, AgentError
+from app.agent_client import AgentAuthError, AgentClient, AgentError
 from app.db import session_scope
 from app.models import ACTIVE_STATES, FINAL_STATES, Run, RunEvent, RunState, utcnow
 from app.providers.base import (
@@ -476,7 +476,9 @@ class _RunWorker:
             status = self._agent_for(run).status()
             self._ingest_timeseries(run)
         except (AgentError, _TransientError) as error:
-            self._agent_unreachable(run, str(error))
+            self._agent_unreachable(
+                run, error if isinstance(error, AgentError) else str(error)
+            )
             return
         self._last_agent_contact = time.monotonic()
         self._record_progress(status)
@@ -492,7 +494,10 @@ class _RunWorker:
         assert self._agent is not None
         return self._agent
 
-    def _agent_unreachable(self, run: Run, reason: str) -> None:
+    def _agent_unreachable(self, run: Run, error: AgentError | str) -> None:
+        if isinstance(error, AgentAuthError):
+            raise RunFailure(str(error))
+        reason = str(error)
         # The pod may be gone (then the run fails) or the network blinked.
         self._get_pod(run)
         silent_s = time.monotonic() - self._last_agent_contact
@@ -542,7 +547,7 @@ class _RunWorker:
                 pass
             raw = agent.result_json()
         except AgentError as error:
-            self._agent_unreachable(run, str(error))
+            self._agent_unreachable(run, error)
             return
         if raw is None:
             return  # The agent says it is done but is still writing the file.

@@ -22,6 +22,8 @@ CATALOG_PAGE = "pages/catalog.py"
 LAUNCH_PAGE = "pages/launch.py"
 RUNS_PAGE = "pages/runs.py"
 RUN_PAGE = "pages/run_detail.py"
+SWEEP_PAGE = "pages/sweep.py"
+COMPARE_PAGE = "pages/compare.py"
 
 SIGNED_IN_KEY = "persephone_signed_in"
 STATUS_COLOURS = {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from app import ui
 from app.providers.base import GpuOffer, ProviderError
 from app.services import catalog
+from app.services.compare import measured_cost_by_gpu
 from app.settings import get_settings
 
 SORTS = {
@@ -14,13 +17,14 @@ SORTS = {
     "VRAM (largest first)": lambda o: (-o.memory_gb, _lowest_price(o)),
     "Name": lambda o: (o.display_name.lower(), o.memory_gb),
 }
+MEASURED_SORT = "Measured cost per 1,000 samples (lowest first)"
 AVAILABILITY_COLOURS = {
     "high": "green",
     "medium": "orange",
     "low": "red",
     "none": "gray",
 }
-COLUMN_WIDTHS = (3, 1, 1.3, 1.3, 1.2, 1.2, 1.2)
+COLUMN_WIDTHS = (3, 1, 1.3, 1.3, 1.2, 1.2, 1.4, 1.2)
 
 
 def _lowest_price(offer: GpuOffer) -> float:
@@ -46,11 +50,22 @@ def _filters(offers: list[GpuOffer]) -> tuple[int, float | None, str]:
         key="catalog_max_price",
         help="Compared with the cheapest tier each GPU is offered in.",
     )
-    sort = right.selectbox("Sort by", list(SORTS), key="catalog_sort")
+    sort = right.selectbox("Sort by", [*SORTS, MEASURED_SORT], key="catalog_sort")
     return int(min_vram), max_price, sort
 
 
-def _row(offer: GpuOffer) -> None:
+def _measured_costs() -> tuple[str, dict[str, float]]:
+    model_ref = st.text_input(
+        "Workload measured",
+        "mock-v0",
+        key="catalog_workload",
+        help="Median steady-state cost per 1,000 samples of succeeded runs of this "
+        "model_ref on each GPU type.",
+    )
+    return model_ref, measured_cost_by_gpu(model_ref)
+
+
+def _row(offer: GpuOffer, measured: dict[str, float]) -> None:
     cells = st.columns(COLUMN_WIDTHS, vertical_alignment="center")
     cells[0].markdown(f"**{offer.display_name}**  \n`{offer.slug}`")
     cells[1].write(f"{offer.memory_gb} GB")
@@ -59,7 +74,9 @@ def _row(offer: GpuOffer) -> None:
     colour = AVAILABILITY_COLOURS.get(offer.availability or "", "gray")
     cells[4].markdown(f":{colour}[{offer.availability or 'unknown'}]")
     cells[5].caption(ui.age(offer.read_at), help=ui.when(offer.read_at))
-    if cells[6].button("Launch", key=f"launch_{offer.slug}", icon=":material/rocket:"):
+    cost = measured.get(offer.slug)
+    cells[6].write(f"${cost:.4f}" if cost is not None else "not measured")
+    if cells[7].button("Launch", key=f"launch_{offer.slug}", icon=":material/rocket:"):
         st.switch_page(ui.LAUNCH_PAGE, query_params={"gpu": offer.slug})
 
 
@@ -68,7 +85,16 @@ def _price(value: float | None) -> str:
 
 
 def _header() -> None:
-    names = ("GPU", "VRAM", "Secure", "Community", "Availability", "Price read", "")
+    names = (
+        "GPU",
+        "VRAM",
+        "Secure",
+        "Community",
+        "Availability",
+        "Price read",
+        "Measured $/1k samples",
+        "",
+    )
     for cell, name in zip(st.columns(COLUMN_WIDTHS), names, strict=True):
         if name:
             cell.markdown(f"**{name}**")
@@ -94,8 +120,14 @@ def render() -> None:
         if offer.memory_gb >= min_vram
         and (max_price is None or _lowest_price(offer) <= max_price)
     ]
-    shown.sort(key=SORTS[sort])
+    model_ref, measured = _measured_costs()
+    if sort == MEASURED_SORT:
+        # GPU types never measured for this workload go last, cheapest first.
+        shown.sort(key=lambda o: (measured.get(o.slug, math.inf), _lowest_price(o)))
+    else:
+        shown.sort(key=SORTS[sort])
     st.caption(f"{len(shown)} of {len(offers)} GPU types")
+    st.caption(f"{len(measured)} GPU types measured with `{model_ref}`.")
     if not shown:
         st.warning(
             "No GPU type matches these filters: lower the VRAM or raise the price."
@@ -103,7 +135,7 @@ def render() -> None:
         return
     _header()
     for offer in shown:
-        _row(offer)
+        _row(offer, measured)
 
 
 render()

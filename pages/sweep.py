@@ -22,9 +22,9 @@ from app.services.sweeps import (
     SweepRequest,
 )
 
-COMPARE_PAGE = "pages/compare.py"
 PLAN_KEY = "sweep_plan"
 LAUNCHED_KEY = "sweep_launched"
+LIVE_REFRESH_S = 2.0
 DEFAULT_TIER = "each GPU type's default"
 MODEL_HELP = "Accepted forms: " + ", ".join(f"`{form}`" for form in MODEL_REF_FORMS)
 PARAMETERS_HELP = (
@@ -208,21 +208,30 @@ def _show_launched(sweep_id: str) -> None:
     except sweeps.SweepNotFound as error:
         ui.fail(str(error))
     st.success(
-        f"Sweep `{sweep_id}` is queued: {len(detail.runs)} runs of "
+        f"Sweep `{sweep_id}` launched: {len(detail.runs)} runs of "
         f"`{detail.sweep.model_ref}` on {len(detail.gpu_types)} GPU types."
     )
     st.page_link(
-        COMPARE_PAGE,
+        ui.COMPARE_PAGE,
         label=f"Compare sweep {sweep_id}",
         query_params={"sweep": sweep_id},
         icon=":material/compare_arrows:",
     )
+    live = any(run.is_active for run in detail.runs)
+    st.fragment(run_every=LIVE_REFRESH_S if live else None)(_run_states)(sweep_id, live)
+
+
+def _run_states(sweep_id: str, was_live: bool) -> None:
+    """Each run's link and state, refreshed while any of them is still going."""
+    detail = sweeps.get_sweep(sweep_id)
     for run in detail.runs:
         left, right = st.columns([3, 2])
         with left:
             ui.run_link(run.id, f"{run.gpu_type} · repeat {run.repeat_index + 1}")
         right.markdown(ui.status_markdown(run))
-    st.button("Refresh states", key="sweep_refresh")
+    if was_live and not any(run.is_active for run in detail.runs):
+        # All final: one full rerun draws the page without the refresh timer.
+        st.rerun()
 
 
 def render() -> None:

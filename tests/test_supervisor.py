@@ -310,3 +310,31 @@ def _is_zombie(pid: int) -> bool:
         return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return True
+
+
+def test_an_agent_refusing_the_token_fails_the_run_at_once(
+    persephone_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import security
+
+    provider = CountingProvider(persephone_env)
+    first = Supervisor(lambda: provider, get_settings(), timing=FAST, owner="first")
+    first.start()
+    run_id = launch(samples=50_000)
+    wait_until(run_id, lambda r: r.state == "running", what="running")
+    first.stop()
+    # Another installation's secret: its tokens are not this pod's.
+    monkeypatch.setenv("PERSEPHONE_SECRET_KEY", "a-different-installation")
+    get_settings.cache_clear()
+    security._installation_secret.cache_clear()
+
+    second = Supervisor(lambda: provider, get_settings(), timing=FAST, owner="second")
+    second.start()
+    try:
+        run = wait_until(run_id, settled, timeout_s=10, what="settled")
+    finally:
+        second.stop()
+
+    assert run.state == "failed"
+    assert "refused this run's token" in str(run.error_message)
+    assert provider.terminated == Counter({run.pod_id: 1})

@@ -230,10 +230,12 @@ def workload_key(run: Run) -> WorkloadKey:
     except SpecError:
         # Stored by an older version whose rules differ: compare as stored.
         parameters = run.parameters
-    return WorkloadKey(
-        model_ref=run.model_ref,
-        parameters=dict(sorted(parameters.items())),  # type: ignore[arg-type]
-        samples=run.samples,
+    return WorkloadKey.model_validate(
+        {
+            "model_ref": run.model_ref,
+            "parameters": dict(sorted(parameters.items())),
+            "samples": run.samples,
+        }
     )
 
 

@@ -22,7 +22,7 @@ from app.models import (
     RunState,
     utcnow,
 )
-from app.providers.base import CloudTier
+from app.providers.base import CloudTier, GpuOffer
 from app.services.catalog import UnknownGpuType, resolve_gpu_type
 from app.settings import get_settings
 
@@ -90,6 +90,24 @@ def invalid_from_validation(error: ValidationError) -> InvalidRequest:
     )
 
 
+def choose_tier(
+    offer: GpuOffer, requested: CloudTier | None
+) -> tuple[CloudTier, float]:
+    """The tier a launch will use and its price: secure when offered, else community."""
+    tier: CloudTier = requested or (
+        "secure" if offer.price_secure_per_hour else "community"
+    )
+    price = offer.price_for(tier)
+    if not price:
+        raise InvalidRequest(
+            "tier",
+            f"tier {tier!r} is not offered for {offer.display_name} ({offer.slug}); "
+            f"choose one of: {', '.join(offer.tiers) or 'none'}, or leave the tier "
+            f"empty to use the GPU type's default.",
+        )
+    return tier, price
+
+
 def validate_workload(model_ref: str, parameters: dict[str, ParameterValue]) -> None:
     """Check model_ref and parameters with the agent's own rules."""
     from agent.spec import SpecError, parse_workload
@@ -123,14 +141,7 @@ def start_run(
         offer = resolve_gpu_type(request.gpu_type)
     except UnknownGpuType as error:
         raise InvalidRequest("gpu_type", str(error), error.suggestions) from None
-    tier = request.tier or ("secure" if offer.price_secure_per_hour else "community")
-    price = offer.price_for(tier)
-    if not price:
-        raise InvalidRequest(
-            "tier",
-            f"tier {tier!r} is not offered for {offer.display_name}; choose one "
-            f"of: {', '.join(offer.tiers) or 'none'}.",
-        )
+    tier, price = choose_tier(offer, request.tier)
     validate_workload(request.model_ref, request.parameters)
 
     settings = get_settings()

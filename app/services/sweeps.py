@@ -61,8 +61,9 @@ logger = logging.getLogger(__name__)
 MAX_GPU_TYPES = 16
 MAX_REPEATS = 10
 DEFAULT_CONFIRM_ABOVE_USD = 5.0
-# Seconds from launch until a mock pod's agent measures, plus its teardown:
-# a local process start is quick, a RunPod pod pulls an image first.
+# mock-v0's billed seconds outside its own calls (pod start, agent start,
+# teardown), by catalog mode: a local process starts at once, a RunPod pod
+# pulls its image first.
 MOCK_WORKLOAD_OVERHEAD_S = {"mock": 5.0, "runpod": 300.0}
 # Past runs used for an estimate: the newest of that workload.
 HISTORY_LIMIT = 200
@@ -167,12 +168,17 @@ class ConfirmationRequired(Exception):
 
     def __init__(self, estimate: SweepEstimate, confirm_above_usd: float) -> None:
         super().__init__(
-            f"This sweep is estimated to cost ${estimate.total_usd:.2f}, above the "
-            f"confirmation threshold of ${confirm_above_usd:.2f}; confirm to launch "
-            f'it (in the API, resend with "confirmed": true).'
+            f"This sweep is estimated to cost {_dollars(estimate.total_usd)}, above "
+            f"the confirmation threshold of {_dollars(confirm_above_usd)}; confirm "
+            f'to launch it (in the API, resend with "confirmed": true).'
         )
         self.estimate = estimate
         self.confirm_above_usd = confirm_above_usd
+
+
+def _dollars(value: float) -> str:
+    # Cents hide a sub-cent mock sweep; four significant digits show it.
+    return f"${value:,.2f}" if value >= 1 else f"${value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -205,18 +211,7 @@ def _plan_gpu(position: int, gpu_type: str, tier: CloudTier | None) -> _PlannedG
         raise InvalidRequest(
             f"gpu_types.{position}", str(error), error.suggestions
         ) from None
-    # The same choice as runs.start_run: secure when offered, else community.
-    chosen: CloudTier = tier or (
-        "secure" if offer.price_secure_per_hour else "community"
-    )
-    price = offer.price_for(chosen)
-    if not price:
-        raise InvalidRequest(
-            "tier",
-            f"tier {chosen!r} is not offered for {offer.display_name} "
-            f"({offer.slug}); choose one of: {', '.join(offer.tiers) or 'none'}, "
-            f"or leave the tier empty to use each GPU type's default.",
-        )
+    chosen, price = runs.choose_tier(offer, tier)
     return _PlannedGpu(offer, chosen, price)
 
 
@@ -301,6 +296,7 @@ def _past_runs(
             Run.model_ref == model_ref,
             Run.gpu_type == gpu_type,
             Run.state == RunState.SUCCEEDED,
+            col(Run.pod_created_at).is_not(None),
             col(Run.pod_terminated_at).is_not(None),
             col(Run.measure_s).is_not(None),
             col(Run.samples_done) > 0,

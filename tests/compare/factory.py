@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from agent.schema import (
     TIMESERIES_COLUMNS,
     Energy,
+    EnergyMethod,
     GpuSummary,
     MeasureWindow,
     Result,
@@ -27,6 +28,7 @@ from agent.schema import (
 )
 from app.db import session_scope
 from app.models import Run, RunEvent, RunState
+from app.providers.base import CloudTier
 from app.services import ingest, runs
 from app.services.runs import LaunchRequest
 
@@ -41,7 +43,7 @@ class Spec:
     model_ref: str = "mock-v0"
     samples: int = 100
     parameters: dict[str, int | float | str | bool] = field(default_factory=dict)
-    tier: str | None = None
+    tier: CloudTier | None = None
     state: RunState = RunState.SUCCEEDED
     error: str | None = None
     p50_ms: float = 60.0
@@ -50,7 +52,7 @@ class Spec:
     measure_s: float = 6.0
     billed_s: float = 20.0
     energy_j: float | None = 1200.0
-    energy_method: str = "power_integration"
+    energy_method: EnergyMethod = "power_integration"
     simulated: bool = True
     throttled: bool = False
     output_tokens: int | None = None
@@ -68,7 +70,7 @@ def make_run(spec: Spec) -> Run:
         model_ref=spec.model_ref,
         samples=spec.samples,
         parameters=spec.parameters,
-        tier=spec.tier,  # type: ignore[arg-type]
+        tier=spec.tier,
     )
     run = runs.start_run(
         request, sweep_id=spec.sweep_id, repeat_index=spec.repeat_index
@@ -106,7 +108,7 @@ def result_json(run_id: str, spec: Spec) -> bytes:
         ),
         tokens=_tokens(spec) if spec.output_tokens else None,
         energy=Energy(
-            method=spec.energy_method,  # type: ignore[arg-type]
+            method=spec.energy_method,
             estimated=spec.energy_method == "power_integration",
             joules=spec.energy_j,
         ),

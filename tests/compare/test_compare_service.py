@@ -273,7 +273,8 @@ def test_bundle_holds_the_stored_files_byte_for_byte(persephone_env: Path) -> No
     assert manifest["gpu"]["provider_gpu_id"] == "NVIDIA L4"
     assert manifest["tier"] == "secure"
     assert manifest["price"]["per_hour_usd"] == 0.43
-    assert manifest["price"]["read_at"] == run.price_read_at.isoformat()  # type: ignore[union-attr]
+    assert run.price_read_at is not None
+    assert manifest["price"]["read_at"] == run.price_read_at.isoformat()
     assert manifest["model_ref"] == "mock-v0"
     assert manifest["samples"] == 100
     assert [s["state"] for s in manifest["states"]] == [

@@ -119,7 +119,7 @@ def test_sweep_shows_the_estimate_and_waits_for_confirmation(open_page: Open) ->
     assert sorted(run.gpu_type for run in runs_made) == ["l4-24gb", "rtx-4090-24gb"]
     sweep_id = sweeps_made[0].id
     assert app.success[0].value == (
-        f"Sweep `{sweep_id}` is queued: 2 runs of `mock-v0` on 2 GPU types."
+        f"Sweep `{sweep_id}` launched: 2 runs of `mock-v0` on 2 GPU types."
     )
     links = [link.proto for link in app.get("page_link")]
     assert links[0].label == f"Compare sweep {sweep_id}"

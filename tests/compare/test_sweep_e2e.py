@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.db import get_engine
 from app.providers.mock import MockProvider
-from app.security import agent_token
 from app.services import runs
 from app.services.compare import aligned_timeseries, compare
 from app.services.sweeps import get_sweep, parse_sweep_request, start_sweep
@@ -38,12 +36,6 @@ GPUS = {
 
 @pytest.fixture
 def supervisor(persephone_env: Path) -> Iterator[Supervisor]:
-    # Open (and migrate) the database and create the installation secret before
-    # several threads can race to do it first: neither app.db.get_engine nor
-    # app.security._installation_secret is safe to call first from two threads
-    # at once (a worker can read the secret file while it is still empty).
-    get_engine()
-    agent_token("warm-up")
     provider = MockProvider(persephone_env, simulate_gpu=True)
     running = Supervisor(lambda: provider, get_settings(), timing=FAST)
     runs.on_change(running.wake)

@@ -112,3 +112,21 @@ def test_provider_error_is_one_sentence_not_a_traceback(
         "RunPod refused the API key (401): check RUNPOD_API_KEY."
     ]
     assert not app.button
+
+
+def test_sort_by_measured_cost_puts_measured_types_first() -> None:
+    from tests.compare.factory import Spec, make_run
+
+    # H100 SXM: $2.69/h × 2 s ÷ 100 samples; L4: $0.43/h × 30 s ÷ 100 samples.
+    make_run(Spec(gpu_type="h100-sxm-80gb", measure_s=2.0))
+    make_run(Spec(gpu_type="l4-24gb", measure_s=30.0))
+    app = open_page()
+
+    app.selectbox(key="catalog_sort").select(
+        "Measured cost per 1,000 samples (lowest first)"
+    ).run()
+
+    assert _gpu_names(app)[:2] == ["H100 SXM", "L4"]
+    assert "$0.0149" in [m.value for m in app.markdown]
+    assert "$0.0358" in [m.value for m in app.markdown]
+    assert "2 GPU types measured with `mock-v0`." in app.caption.values
