@@ -42,7 +42,10 @@ fake-runpod: $(VENV)/.stamp-run
 	$(BIN)/python -m fakes.runpod
 
 bench: $(VENV)/.stamp-dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/launch_to_success.py
+	$(BIN)/python bench/run_page.py
+	$(BIN)/python bench/agent_sampler.py
+	$(BIN)/python bench/agent_workloads.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 CHUNK_BYTES = 4_000_000
+CSV_BUDGET_S = 3.0
 PAGE_BUDGET_S = 1.5
 PAYLOAD_BUDGET_BYTES = 3_000_000
 T = TypeVar("T")
@@ -167,6 +168,21 @@ def _chart_path(run_id: str, repeat: int) -> None:
     print(f"for comparison, load_samples of every row: {rows_s:.3f} s")
 
 
+def _csv_download(run_id: str, repeat: int) -> None:
+    """What the download button and GET /runs/{id}/timeseries.csv both read."""
+    from app.services import runs
+
+    times = []
+    for _ in range(repeat):
+        seconds, data = _timed(lambda: runs.artifact_bytes(run_id, runs.TIMESERIES_CSV))
+        times.append(seconds)
+    size = len(data or b"")
+    print(
+        f"CSV ready: {statistics.median(times):.3f} s median, {max(times):.3f} s max "
+        f"({size:,} bytes; budget {CSV_BUDGET_S} s)"
+    )
+
+
 def _page(run_id: str, repeat: int) -> None:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import AppTest
@@ -209,6 +225,7 @@ def main() -> None:
         build_s, run_id = _timed(lambda: _stored_run(seconds, args.gpus))
         print(f"stored {seconds * args.gpus:,} rows in {build_s:.1f} s (run {run_id})")
         _chart_path(run_id, args.repeat)
+        _csv_download(run_id, args.repeat)
         _page(run_id, args.repeat)
 
 

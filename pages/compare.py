@@ -212,9 +212,9 @@ def _run_table(comparison: Comparison) -> pd.DataFrame:
     )
 
 
-def _spread_text(spread: Spread | None, digits: int = 4) -> str | None:
+def _spread_text(spread: Spread | None, digits: int = 4) -> str:
     if spread is None:
-        return None
+        return "—"
     if spread.n < 2:
         return f"{spread.mean:.{digits}g}"
     deviation = f" ± {spread.stdev:.2g}" if spread.stdev is not None else ""
@@ -513,6 +513,10 @@ def render() -> None:
         st.warning(warning)
     level = st.radio("Table", [PER_RUN, PER_GPU], horizontal=True, key="cmp_level")
     table = _run_table(comparison) if level == PER_RUN else _group_table(comparison)
+    for column in TABLE_FORMATS:
+        if column in table and level == PER_RUN:
+            # A figure no run has (no tokens, say) is an empty cell, not "None".
+            table[column] = pd.to_numeric(table[column]).astype(float)
     # Formats change what is shown, not the numbers (those are the exports').
     formats = {
         column: st.column_config.NumberColumn(format=pattern)
