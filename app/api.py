@@ -176,14 +176,7 @@ def run_json(run: Run, events: list[RunEvent] | None = None) -> dict[str, Any]:
             "simulated_metrics": run.simulated_metrics,
             "throttled": run.throttled,
         },
-        "cost_usd": {
-            "billed_s": cost.billed_s,
-            "total": cost.total_usd,
-            "steady_per_1k_samples": cost.steady_per_1k_samples_usd,
-            "all_in_per_1k_samples": cost.all_in_per_1k_samples_usd,
-            "steady_per_1m_tokens": cost.steady_per_1m_tokens_usd,
-            "all_in_per_1m_tokens": cost.all_in_per_1m_tokens_usd,
-        },
+        "cost_usd": cost.as_json(),
     }
     if events is not None:
         body["events"] = [

@@ -758,14 +758,7 @@ def _manifest(run: Run, files: Mapping[str, bytes]) -> dict[str, object]:
             {"state": event.state, "at": event.at.isoformat(), "message": event.message}
             for event in runs.run_events(run.id)
         ],
-        "cost_usd": {
-            "billed_s": cost.billed_s,
-            "total": cost.total_usd,
-            "steady_per_1k_samples": cost.steady_per_1k_samples_usd,
-            "all_in_per_1k_samples": cost.all_in_per_1k_samples_usd,
-            "steady_per_1m_tokens": cost.steady_per_1m_tokens_usd,
-            "all_in_per_1m_tokens": cost.all_in_per_1m_tokens_usd,
-        },
+        "cost_usd": cost.as_json(),
         "simulated_metrics": run.simulated_metrics,
         "throttled": run.throttled,
         "telemetry_status": run.telemetry_status,

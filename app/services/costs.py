@@ -23,6 +23,17 @@ class RunCost:
     steady_per_1m_tokens_usd: float | None
     all_in_per_1m_tokens_usd: float | None
 
+    def as_json(self) -> dict[str, float | None]:
+        """The figures in USD, as the API and exports name them."""
+        return {
+            "billed_s": self.billed_s,
+            "total": self.total_usd,
+            "steady_per_1k_samples": self.steady_per_1k_samples_usd,
+            "all_in_per_1k_samples": self.all_in_per_1k_samples_usd,
+            "steady_per_1m_tokens": self.steady_per_1m_tokens_usd,
+            "all_in_per_1m_tokens": self.all_in_per_1m_tokens_usd,
+        }
+
 
 def billed_seconds(run: Run) -> float | None:
     if run.pod_created_at is None or run.pod_terminated_at is None:
