@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
-HOST ?= 0.0.0.0
+HOST ?= 127.0.0.1
 
 .PHONY: run test lint format fake-runpod bench clean
 

@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import streamlit as st
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Route
 from streamlit.runtime.pages_manager import PagesManager
 
 from app import api, api_compare
@@ -63,9 +66,19 @@ def on_script_error(error: Exception) -> bool:
 # because this project's page files live in a folder named pages/.
 PagesManager.uses_pages_directory = False
 
+
+async def catalog_redirect(_request: Request) -> RedirectResponse:
+    # The catalog is the default page, which Streamlit serves at "/".
+    return RedirectResponse("/", status_code=308)
+
+
 app = st.App(
     "streamlit_app.py",
-    routes=api.routes() + api_compare.routes(),
+    routes=[
+        *api.routes(),
+        *api_compare.routes(),
+        Route("/catalog", catalog_redirect, methods=["GET"]),
+    ],
     lifespan=lifespan,
     on_script_error=on_script_error,
 )

@@ -169,7 +169,7 @@ def _parse_gemm(model_ref: str, rest: str) -> tuple[str, int]:
             f"model_ref {model_ref!r} is not a gemm workload: write "
             f"gemm:<{'|'.join(GEMM_DTYPES)}>:<size>, e.g. gemm:bf16:8192."
         )
-    if not size_text.isdigit():
+    if not (size_text.isascii() and size_text.isdigit()):
         raise SpecError(
             f"model_ref {model_ref!r} has size {size_text!r}: the size must be a "
             f"whole number from {GEMM_SIZE_MIN} to {GEMM_SIZE_MAX}."

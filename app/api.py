@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.models import Run, RunEvent
+from app.models import Run, RunEvent, RunState
 from app.providers.base import GpuOffer, ProviderError
 from app.security import api_key_matches
 from app.services import catalog, runs
@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 MAX_PAGE = 500
+# A launch is a few hundred bytes; a megabyte leaves room and stops abuse.
+MAX_BODY_BYTES = 1_048_576
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class ApiError(Exception):
@@ -74,12 +77,25 @@ def endpoint(handler: Handler) -> Handler:
 
 
 async def json_body(request: Request) -> object:
-    raw = await request.body()
+    """The request's JSON, refusing bodies over MAX_BODY_BYTES before reading on."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"The request body is over {MAX_BODY_BYTES:,} bytes; send less.",
+            )
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiError(
             422, "invalid_json", f"The request body is not valid JSON: {error}."
+        ) from None
+    except RecursionError:
+        raise ApiError(
+            422, "invalid_json", "The request body's JSON is nested too deeply."
         ) from None
 
 
@@ -204,6 +220,14 @@ async def list_runs(request: Request) -> Response:
     offset = _int_param(request, "offset", 0, 0, 10**9)
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
     state = request.query_params.get("status")
+    if state is not None and state not in {s.value for s in RunState}:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"status {state!r} is not a run state; use one of: "
+            f"{', '.join(s.value for s in RunState)}.",
+            field="status",
+        )
     states = [state] if state else None
     page = await run_in_threadpool(
         runs.list_runs, offset=offset, limit=limit, states=states
@@ -258,13 +282,35 @@ async def run_result(request: Request) -> Response:
     return await _artifact(request, runs.RESULT_JSON, "application/json")
 
 
+def api_route(path: str, **handlers: Handler) -> Route:
+    """One path, its handlers by method; any other method is a JSON 405."""
+    allowed = sorted(handlers)
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = handlers.get(method)
+        if handler is None:
+            error = ApiError(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {path}; use "
+                f"{' or '.join(allowed)}.",
+            ).response()
+            error.headers["Allow"] = ", ".join(allowed)
+            return error
+        return await handler(request)
+
+    # Every method reaches `dispatch`, so a wrong one gets JSON, not Streamlit.
+    return Route(path, dispatch, methods=ALL_METHODS)
+
+
 def routes() -> list[Route]:
     return [
-        Route("/compute/gpus", list_gpus, methods=["GET"]),
-        Route("/runs/start", start_run, methods=["POST"]),
-        Route("/runs", list_runs, methods=["GET"]),
-        Route("/runs/{run_id}", get_run, methods=["GET"]),
-        Route("/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
-        Route("/runs/{run_id}/timeseries.csv", run_timeseries, methods=["GET"]),
-        Route("/runs/{run_id}/result.json", run_result, methods=["GET"]),
+        api_route("/compute/gpus", GET=list_gpus),
+        api_route("/runs/start", POST=start_run),
+        api_route("/runs", GET=list_runs),
+        api_route("/runs/{run_id}", GET=get_run),
+        api_route("/runs/{run_id}/cancel", POST=cancel_run),
+        api_route("/runs/{run_id}/timeseries.csv", GET=run_timeseries),
+        api_route("/runs/{run_id}/result.json", GET=run_result),
     ]

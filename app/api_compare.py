@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api import ApiError, endpoint, iso, json_body, run_json
+from app.api import ApiError, api_route, endpoint, iso, json_body, run_json
 from app.models import Sweep
 from app.services import compare as comparing
 from app.services import sweeps
@@ -129,11 +129,12 @@ def _compared_run_ids(request: Request) -> list[str]:
     runs_param = request.query_params.get("runs")
     sweep_id = request.query_params.get("sweep")
     if (runs_param is None) == (sweep_id is None):
+        which = "not both" if runs_param is not None else "one of them"
         raise ApiError(
             422,
             "invalid_request",
-            "Name the runs to compare with either ?runs=<id>,<id>,... or "
-            "?sweep=<sweep id>, not both.",
+            f"Name the runs to compare with either ?runs=<id>,<id>,... or "
+            f"?sweep=<sweep id> ({which}).",
             field="runs",
         )
     if runs_param is not None:
@@ -185,10 +186,16 @@ async def run_bundle(request: Request) -> Response:
     )
 
 
+@endpoint
+async def list_sweeps(request: Request) -> Response:
+    recent = await run_in_threadpool(sweeps.list_sweeps, limit=200)
+    return JSONResponse({"sweeps": [sweep_json(sweep) for sweep in recent]})
+
+
 def routes() -> list[Route]:
     return [
-        Route("/sweeps", start_sweep, methods=["POST"]),
-        Route("/sweeps/{sweep_id}", get_sweep, methods=["GET"]),
-        Route("/compare", get_comparison, methods=["GET"]),
-        Route("/runs/{run_id}/bundle.zip", run_bundle, methods=["GET"]),
+        api_route("/sweeps", GET=list_sweeps, POST=start_sweep),
+        api_route("/sweeps/{sweep_id}", GET=get_sweep),
+        api_route("/compare", GET=get_comparison),
+        api_route("/runs/{run_id}/bundle.zip", GET=run_bundle),
     ]

@@ -17,8 +17,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, event, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from app.settings import get_settings
@@ -43,10 +43,16 @@ def _on_sqlite_connect(dbapi_connection: object, _record: object) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or path == ":memory:":
+            raise DatabaseError(
+                "PERSEPHONE_DB_URL names an in-memory SQLite database, which would "
+                "lose every run at restart: give it a file, e.g. "
+                "sqlite:///data/persephone.db."
+            )
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -72,8 +78,27 @@ _engine_lock = threading.Lock()
 
 @functools.cache
 def _create_engine() -> Engine:
-    settings = get_settings()
-    engine = make_engine(settings.database_url)
+    url = get_settings().database_url
+    try:
+        engine = make_engine(url)
+    except ArgumentError:
+        # The URL itself is not echoed: it may carry a password.
+        raise DatabaseError(
+            "PERSEPHONE_DB_URL is not a database URL SQLAlchemy understands: use "
+            "e.g. sqlite:///data/persephone.db or "
+            "postgresql+psycopg://user@host/persephone."
+        ) from None
+    except ImportError as error:
+        raise DatabaseError(
+            f"PERSEPHONE_DB_URL needs the database driver {error.name!r}, which is "
+            f"not installed: install it into .venv (for PostgreSQL: pip install "
+            f"'psycopg[binary]'), or unset PERSEPHONE_DB_URL to use SQLite."
+        ) from None
+    except OSError as error:
+        raise DatabaseError(
+            f"The folder for the database in PERSEPHONE_DB_URL cannot be created "
+            f"({error.strerror}): point it at a writable place."
+        ) from None
     try:
         migrate(engine)
     except (SQLAlchemyError, CommandError, OSError) as error:

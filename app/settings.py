@@ -78,6 +78,21 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a folder")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short secret makes every agent token guessable from its run id.
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
     @property
     def database_url(self) -> str:
         if self.db_url:
@@ -96,6 +111,11 @@ _FIXES = {
     "RUNPOD_API_BASE_URL": "use an http(s) URL such as https://api.runpod.io",
     "PERSEPHONE_POD_PREFIX": "use 1 to 24 lowercase letters, digits or dashes",
     "PERSEPHONE_RUNPOD_CLOUD": "set it to SECURE or COMMUNITY",
+    "PERSEPHONE_DATA_DIR": "set it to a folder path, e.g. ./data",
+    "PERSEPHONE_SECRET_KEY": (
+        "use at least 32 random characters (python -c 'import secrets; "
+        "print(secrets.token_hex(32))'), or unset it to have one generated"
+    ),
 }
 _SECRET_VARIABLES = {"PERSEPHONE_API_KEY", "RUNPOD_API_KEY", "PERSEPHONE_SECRET_KEY"}
 
@@ -120,12 +140,28 @@ def load_settings() -> Settings:
             "RUNPOD_API_KEY is not set: runpod mode needs a RunPod API key "
             "(export RUNPOD_API_KEY=...), or set PERSEPHONE_CATALOG_MODE=mock."
         )
-    if settings.api_key is not None and not settings.api_key.get_secret_value():
+    if settings.api_key is not None and not settings.api_key.get_secret_value().strip():
         raise SettingsError(
             "PERSEPHONE_API_KEY is set but empty: give it a value, or unset it "
             "for local single-user mode."
         )
+    _check_data_dir(settings.data_dir)
     return settings
+
+
+def _check_data_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise SettingsError(
+            f"PERSEPHONE_DATA_DIR={str(path)!r} is not a folder: point it at a "
+            f"folder Persephone may write to, e.g. ./data."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(
+            f"PERSEPHONE_DATA_DIR={str(path)!r} cannot be created "
+            f"({error.strerror}): point it at a folder Persephone may write to."
+        ) from None
 
 
 @functools.cache

@@ -64,6 +64,7 @@ class Timing:
     poll_s: float = 0.25
     scan_s: float = 1.0
     reaper_s: float = 300.0
+    reaper_retry_s: float = 30.0
     create_attempts: int = 4
     create_backoff_s: float = 2.0
     terminate_backoff_s: float = 1.0
@@ -99,7 +100,8 @@ class Supervisor:
         self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._last_reap = 0.0
+        # The reaper runs at start, then every reaper_s (sooner after a failure).
+        self._next_reap = 0.0
 
     # Lifecycle of the supervisor itself
 
@@ -136,8 +138,8 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 self.scan_once()
-                if time.monotonic() - self._last_reap >= self.timing.reaper_s:
-                    self._last_reap = time.monotonic()
+                if time.monotonic() >= self._next_reap:
+                    self._next_reap = time.monotonic() + self.timing.reaper_s
                     self.reap_once()
             except Exception:
                 # The loop must outlive any single failure; the next scan retries.
@@ -236,6 +238,10 @@ class Supervisor:
                 self.provider.terminate_pod(pod.pod_id)
             except ProviderError as error:
                 logger.warning("reaper could not terminate %s: %s", pod.pod_id, error)
+                # An orphan bills until it is gone: try again soon, not in minutes.
+                self._next_reap = min(
+                    self._next_reap, time.monotonic() + self.timing.reaper_retry_s
+                )
                 continue
             logger.warning("reaper terminated orphan pod %s (%s)", pod.pod_id, pod.name)
             reaped.append(pod.pod_id)
@@ -288,7 +294,9 @@ class _RunWorker:
                 self._agent.close()
 
     def _step(self, run: Run) -> None:
-        if run.cancel_requested:
+        # A cancel that arrives while collecting would only throw away finished
+        # work: the collection (a second or two) completes first.
+        if run.cancel_requested and run.run_state != RunState.COLLECTING:
             self._finish(RunState.CANCELLED, "Cancelled by the user.")
             return
         if run.deadline_at is not None and utcnow() >= run.deadline_at:
@@ -296,7 +304,7 @@ class _RunWorker:
             self._finish(
                 RunState.TIMED_OUT,
                 f"No result within PERSEPHONE_REQUEST_TIMEOUT_S={timeout:g} s; "
-                f"the run was stopped and its pod terminated.",
+                f"the run was stopped and its pod is being terminated.",
             )
             return
         match run.run_state:

@@ -154,3 +154,44 @@ def test_list_pages_newest_first(client: TestClient) -> None:
     bad = client.get("/runs", params={"limit": "lots"})
     assert bad.status_code == 422
     assert bad.json()["field"] == "limit"
+
+
+def test_wrong_method_is_a_json_405_naming_the_right_one(client: TestClient) -> None:
+    run_id = client.post("/runs/start", json=SEED_RUN).json()["run_id"]
+
+    for method, path, allowed in (
+        ("GET", "/runs/start", "POST"),
+        ("GET", f"/runs/{run_id}/cancel", "POST"),
+        ("DELETE", f"/runs/{run_id}", "GET"),
+        ("POST", "/compute/gpus", "GET"),
+    ):
+        response = client.request(method, path)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allowed
+        assert response.json()["error"] == "method_not_allowed"
+    assert runs_total(client) == 1
+
+
+def test_oversized_and_deeply_nested_bodies_are_refused(client: TestClient) -> None:
+    huge = b'{"gpu_type": "' + b"x" * 2_000_000 + b'"}'
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    too_large = client.post("/runs/start", content=huge)
+    too_deep = client.post("/runs/start", content=deep)
+
+    assert too_large.status_code == 413
+    assert too_large.json()["error"] == "body_too_large"
+    assert too_deep.status_code == 422
+    assert too_deep.json()["message"] == "The request body's JSON is nested too deeply."
+    assert runs_total(client) == 0
+
+
+def test_unknown_status_filter_is_422(client: TestClient) -> None:
+    response = client.get("/runs", params={"status": "bogus"})
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "status"
+
+
+def runs_total(client: TestClient) -> int:
+    return int(client.get("/runs").json()["total"])

@@ -96,3 +96,42 @@ def test_server_refuses_to_start_with_one_sentence(tmp_path: Path) -> None:
         "set it to a number of seconds above 0, e.g. 900."
     )
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PERSEPHONE_DB_URL", "garbage", "is not a database URL SQLAlchemy"),
+        ("PERSEPHONE_DB_URL", "sqlite:///", "in-memory SQLite database"),
+        (
+            "PERSEPHONE_DB_URL",
+            "mysql://user:hunter2@127.0.0.1/db",
+            "needs the database driver 'MySQLdb'",
+        ),
+        ("PERSEPHONE_DATA_DIR", "/dev/null", "PERSEPHONE_DATA_DIR='/dev/null' is not"),
+        ("PERSEPHONE_DATA_DIR", "", "PERSEPHONE_DATA_DIR='' is not valid"),
+        ("PERSEPHONE_SECRET_KEY", "short", "at least 32 random characters"),
+        ("PERSEPHONE_API_KEY", "   ", "PERSEPHONE_API_KEY is set but empty"),
+    ],
+)
+def test_preflight_stops_with_one_sentence(
+    persephone_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    from app import context, preflight
+
+    monkeypatch.setenv(variable, value)
+    context.reset()
+
+    assert preflight.main() == 2
+
+    message = capsys.readouterr().err
+    assert message.startswith("Persephone cannot start: ")
+    assert expected in message
+    assert message.count("\n") == 1
+    assert "hunter2" not in message
+    assert "Traceback" not in message

@@ -324,7 +324,7 @@ def test_an_agent_refusing_the_token_fails_the_run_at_once(
     wait_until(run_id, lambda r: r.state == "running", what="running")
     first.stop()
     # Another installation's secret: its tokens are not this pod's.
-    monkeypatch.setenv("PERSEPHONE_SECRET_KEY", "a-different-installation")
+    monkeypatch.setenv("PERSEPHONE_SECRET_KEY", "another-installation-" + "x" * 32)
     get_settings.cache_clear()
     security._installation_secret.cache_clear()
 
@@ -338,3 +338,24 @@ def test_an_agent_refusing_the_token_fails_the_run_at_once(
     assert run.state == "failed"
     assert "refused this run's token" in str(run.error_message)
     assert provider.terminated == Counter({run.pod_id: 1})
+
+
+def test_a_failed_orphan_terminate_is_retried_within_seconds(
+    persephone_env: Path,
+) -> None:
+    provider = CountingProvider(persephone_env, failing_terminates=1)
+    orphan = provider.create_pod(_spec("persephone-orphan2"))
+    timing = Timing(poll_s=0.05, scan_s=0.05, reaper_s=3600, reaper_retry_s=0.2)
+    supervisor = Supervisor(lambda: provider, get_settings(), timing=timing)
+
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while provider.get_pod(orphan.pod_id) is not None:
+            assert time.monotonic() < deadline, "the orphan was not retried"
+            time.sleep(0.05)
+    finally:
+        supervisor.stop()
+
+    assert provider.calls["terminate"] == 2
+    assert provider.terminated == Counter({orphan.pod_id: 1})

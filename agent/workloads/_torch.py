@@ -25,6 +25,18 @@ def import_library(module: str, package: str, model_ref: str) -> ModuleType:
         ) from None
 
 
+def check_local_target(target: str) -> None:
+    """A path that does not exist says so, instead of a Hub id error."""
+    if (
+        target.startswith(("/", "./", "../", "~"))
+        and not Path(target).expanduser().exists()
+    ):
+        raise WorkloadError(
+            f"the model folder {target!r} does not exist on this machine: give a "
+            f"folder that holds the model, or a Hugging Face model id (org/name)"
+        )
+
+
 def pick_device(torch: ModuleType) -> tuple[str, str | None]:
     """("cuda", None) when CUDA works; else ("cpu", a note saying so)."""
     if torch.cuda.is_available():

@@ -15,6 +15,7 @@ from typing import Any
 from agent.spec import WorkloadKind, WorkloadSpec
 from agent.workloads import SampleTiming, WorkloadError, WorkloadInfo
 from agent.workloads._torch import (
+    check_local_target,
     import_library,
     model_revision,
     pick_device,
@@ -68,6 +69,7 @@ class CausalLmWorkload:
         target = spec.target or ""
         torch = import_library("torch", "torch", spec.model_ref)
         transformers = import_library("transformers", "transformers", spec.model_ref)
+        check_local_target(target)
         self._torch = torch
         self._device, note = pick_device(torch)
         if note:

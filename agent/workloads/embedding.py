@@ -14,6 +14,7 @@ from typing import Any
 from agent.spec import WorkloadKind, WorkloadSpec
 from agent.workloads import SampleTiming, WorkloadError, WorkloadInfo
 from agent.workloads._torch import (
+    check_local_target,
     import_library,
     model_revision,
     pick_device,
@@ -41,6 +42,7 @@ class EmbeddingWorkload:
         st = import_library(
             "sentence_transformers", "sentence-transformers", spec.model_ref
         )
+        check_local_target(target)
         self._torch = torch
         self._device, note = pick_device(torch)
         if note:

@@ -2,7 +2,8 @@
 
 Every number here comes from the run's stored summary and its frozen price
 (app.services.costs), so the page, the CSV and the JSON show the same figures.
-Only succeeded runs are ranked; the others are listed with their error.
+Only succeeded runs of the most common workload are ranked; the others are
+listed with their error or their flag.
 Differences that make a comparison unfair (throttling, simulated metrics,
 different workloads) are flagged on the row and warned about once, never
 silently averaged away.
@@ -277,7 +278,9 @@ def _row(run: Run, key: WorkloadKey, different_workload: bool) -> RunRow:
         ),
         simulated=bool(run.simulated_metrics),
         throttled=bool(run.throttled),
-        ranked=succeeded,
+        # Only runs of the reference workload are ranked: a different workload's
+        # cost per sample or latency measures different work.
+        ranked=succeeded and not different_workload,
         flags=[],
     )
     row.flags = _row_flags(run, row, different_workload)
@@ -292,7 +295,7 @@ def _energy_per_sample(run: Run) -> float | None:
 
 def _row_flags(run: Run, row: RunRow, different_workload: bool) -> list[Flag]:
     flags: list[Flag] = []
-    if not row.ranked:
+    if run.run_state != RunState.SUCCEEDED:
         flags.append("not_succeeded")
     if row.simulated:
         flags.append("simulated")
@@ -493,8 +496,8 @@ def _warnings(rows: list[RunRow], keys: list[WorkloadKey]) -> list[str]:
         labels = "; ".join(key.label for key in distinct)
         warnings.append(
             f"These runs measure {len(distinct)} different workloads ({labels}). "
-            f"Cost per unit still compares, latency may not: rows flagged "
-            f"'different_workload' differ from the most common one."
+            f"Only runs of the most common one are ranked; rows flagged "
+            f"'different_workload' are listed but left out of every ranking."
         )
     simulated = [row for row in rows if row.simulated]
     if simulated:
@@ -509,7 +512,7 @@ def _warnings(rows: list[RunRow], keys: list[WorkloadKey]) -> list[str]:
                 f"Run {row.run_id} on {row.gpu_type} was throttled (the GPU slowed "
                 f"its clocks): its latency and cost may be worse than the GPU can do."
             )
-    left_out = [row for row in rows if not row.ranked]
+    left_out = [row for row in rows if row.state != RunState.SUCCEEDED]
     if left_out:
         names = ", ".join(
             f"{row.run_id} ({row.gpu_type}, {row.state})" for row in left_out

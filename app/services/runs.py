@@ -72,6 +72,12 @@ def parse_launch_request(payload: object) -> LaunchRequest:
         raise invalid_from_validation(error) from None
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A value for an error message: its repr, cut short if long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def invalid_from_validation(error: ValidationError) -> InvalidRequest:
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "body"
@@ -83,10 +89,10 @@ def invalid_from_validation(error: ValidationError) -> InvalidRequest:
         return InvalidRequest(
             field,
             f"samples must be a whole number from 1 to {MAX_SAMPLES}, "
-            f"not {first.get('input')!r}.",
+            f"not {shown(first.get('input'))}.",
         )
     return InvalidRequest(
-        field, f"{field}: {first['msg']} (got {first.get('input')!r})."
+        field, f"{field}: {first['msg']} (got {shown(first.get('input'))})."
     )
 
 

@@ -77,6 +77,8 @@ def test_unknown_model_ref_lists_the_accepted_forms() -> None:
     [
         ("gemm:int8:1024", "gemm:<fp32|fp16|bf16>:<size>"),
         ("gemm:fp16:big", "size 'big'"),
+        # Full-width digits would be a second spelling of the same workload.
+        ("gemm:fp32:\uff12\uff15\uff16", "the size must be a whole number"),
         ("gemm:fp16:8", "from 16 to 32768"),
         ("gemm:fp16:65536", "from 16 to 32768"),
         ("hf:", "names no model"),

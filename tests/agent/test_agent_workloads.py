@@ -162,7 +162,9 @@ def test_causal_lm_that_does_not_exist(tmp_path: Path) -> None:
     result = run_in_process(tmp_path, f"hf:{tmp_path}/missing-model", 1)
 
     assert result.status == "failed"
-    assert "cannot load the causal language model" in (result.error or "")
+    assert f"the model folder '{tmp_path}/missing-model' does not exist" in (
+        result.error or ""
+    )
     assert result.cold_start.load_s is None
 
 

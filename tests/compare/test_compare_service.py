@@ -157,6 +157,31 @@ def test_flags_simulated_throttled_and_different_workloads(
     assert f"Run {throttled.id} on a40-48gb was throttled" in text
 
 
+def test_a_different_workload_is_never_ranked_even_when_cheapest(
+    persephone_env: Path,
+) -> None:
+    reference = [
+        make_run(Spec("l4-24gb", measure_s=6.0, p95_ms=75.0)),
+        make_run(Spec("rtx-4090-24gb", measure_s=3.0, p95_ms=40.0)),
+    ]
+    # Far cheaper and faster per sample, but it measured other work.
+    gemm = make_run(
+        Spec("h100-sxm-80gb", model_ref="gemm:fp32:256", measure_s=0.01, p95_ms=0.2)
+    )
+
+    comparison = compare([run.id for run in reference] + [gemm.id])
+
+    rows = {row.run_id: row for row in comparison.rows}
+    assert rows[gemm.id].flags == ["simulated", "different_workload"]
+    assert rows[gemm.id].ranked is False
+    assert comparison.best_for_cost is not None
+    assert comparison.best_for_cost.run_id == reference[1].id
+    assert comparison.best_for_latency is not None
+    assert comparison.best_for_latency.run_id == reference[1].id
+    assert gemm.id not in comparison.pareto_run_ids
+    assert "listed but left out of every ranking" in " ".join(comparison.warnings)
+
+
 def test_non_succeeded_runs_are_listed_but_never_ranked(
     persephone_env: Path,
 ) -> None:
