@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 from streamlit.runtime.pages_manager import PagesManager
 
-from app import api, api_compare
+from app import api, api_compare, web_auth
 from app.context import get_supervisor
 from app.db import DatabaseError, get_engine
 from app.settings import SettingsError, get_settings
@@ -77,6 +77,7 @@ app = st.App(
     routes=[
         *api.routes(),
         *api_compare.routes(),
+        *web_auth.routes(),
         Route("/catalog", catalog_redirect, methods=["GET"]),
     ],
     lifespan=lifespan,

@@ -17,14 +17,14 @@ from app.settings import SettingsError, get_settings
 
 logger = logging.getLogger("persephone.dashboard")
 
+# An emoji favicon is drawn by the browser from a data: URL. Without one the
+# tab shows the page's :material/ icon, which the frontend fetches from
+# fonts.gstatic.com: the dashboard would reach beyond its own server.
+FAVICON = "🌱"
 PAGES = [
-    st.Page(
-        ui.CATALOG_PAGE,
-        title="Catalog",
-        url_path="catalog",
-        icon=":material/memory:",
-        default=True,
-    ),
+    # The default page is served at "/": link to it with st.page_link or
+    # st.switch_page and ui.CATALOG_PAGE, never with a path of its own.
+    st.Page(ui.CATALOG_PAGE, title="Catalog", icon=":material/memory:", default=True),
     st.Page(
         ui.LAUNCH_PAGE,
         title="Launch",
@@ -51,18 +51,18 @@ PAGES = [
 
 
 def main() -> None:
-    st.set_page_config(page_title="Persephone", layout="wide")
+    st.set_page_config(page_title="Persephone", page_icon=FAVICON, layout="wide")
     try:
         get_settings()
     except SettingsError as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     page = st.navigation(PAGES, position="sidebar" if ui.signed_in() else "hidden")
     ui.require_login()
     ui.sidebar_status()
     try:
         page.run()
     except (ProviderError, DatabaseError) as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     except Exception:
         logger.exception("page %s failed", page.url_path or "catalog")
         ui.fail("This page failed unexpectedly; the server log has the details.")

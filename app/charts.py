@@ -146,16 +146,24 @@ def time_unit(duration_s: float) -> tuple[str, float]:
     return "h", 3600.0
 
 
-def metric_figure(metric: str, charts: ChartSet) -> go.Figure | None:
-    """The metric's chart, or None when no GPU ever reported it."""
+def metric_figure(
+    metric: str, charts: ChartSet, *, simulated: bool | None = None
+) -> go.Figure | None:
+    """The metric's chart, or None when no GPU ever reported it.
+
+    The title says "simulated" when the readings were (`simulated`, by default
+    whether any sample says so).
+    """
     lines = charts.lines.get(metric, [])
     if not lines:
         return None
     title, unit = METRICS[metric]
     time_name, scale = time_unit(charts.duration_s)
+    simulated = charts.simulated if simulated is None else simulated
+    suffix = " (simulated)" if simulated else ""
     figure = go.Figure(
         data=[_trace(line, unit, scale) for line in lines],
-        layout=_layout(f"{title} ({unit})", time_name, metric),
+        layout=_layout(f"{title} ({unit}){suffix}", time_name, metric),
     )
     figure.update_layout(shapes=phase_shapes(charts.spans, scale))
     if metric == "memory_used_mib":

@@ -57,5 +57,5 @@ def reset() -> None:
         get_provider.cache_clear()
         reset_engine()
         get_settings.cache_clear()
-        security._installation_secret.cache_clear()
+        security.installation_secret.cache_clear()
         catalog.clear_cache()

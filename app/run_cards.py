@@ -57,13 +57,14 @@ def latency_cards(run: Run, result: Result | None) -> list[Card]:
 
 def work_cards(run: Run, result: Result | None) -> list[Card]:
     cards = [
-        Card("Throughput", fmt.quantity(run.throughput_per_s, "samples/s")),
+        # The unit sits in the label: a card cuts a long value short.
+        Card("Throughput (samples/s)", fmt.quantity(run.throughput_per_s)),
         Card("Measure window", fmt.duration(run.measure_s), "Steady state only."),
         Card("Wall time", fmt.duration(fmt.wall_seconds(run)), "Launch to the end."),
     ]
     throughput = result.throughput if result is not None else None
     if throughput and throughput.items_per_s not in (None, throughput.samples_per_s):
-        items = fmt.quantity(throughput.items_per_s, "items/s")
+        items = fmt.quantity(throughput.items_per_s)
         cards.insert(1, Card("Items/s", items, "Samples per second × batch size."))
     if throughput and throughput.tflops is not None:
         cards.insert(1, Card("TFLOP/s", fmt.quantity(throughput.tflops)))
@@ -92,7 +93,12 @@ def energy_cards(result: Result) -> list[Card]:
     if energy.estimated:
         method += ", estimated"
     return [
-        Card("Energy", fmt.quantity(energy.joules, "J"), energy.note, note=method),
+        Card(
+            "Energy",
+            fmt.quantity(energy.joules, "J"),
+            fmt.escape(energy.note) if energy.note else None,
+            note=method,
+        ),
         Card("Energy / sample", fmt.quantity(energy.joules_per_sample, "J")),
         Card("Mean power", fmt.quantity(energy.mean_power_w, "W")),
     ]
@@ -153,5 +159,9 @@ HOW_WE_MEASURE = """
   created → termination confirmed) ÷ samples: image pull, load, warm-up and
   teardown included.
 - **Simulated metrics**: a mock pod on a machine without a GPU simulates GPU
-  readings so the whole path can run anywhere; every such run and chart says so.
+  readings, and mock-v0's latency follows the mock catalog's speed factor, so
+  the whole path can run anywhere. Such runs say *simulated* on the run page
+  (a warning, the measurements' heading, every chart title), in the Runs list,
+  next to the catalog's measured costs, and in Compare (a warning, a flag on
+  each row and the chart titles).
 """

@@ -42,7 +42,7 @@ _secret_lock = threading.Lock()
 
 
 @functools.cache
-def _installation_secret() -> bytes:
+def installation_secret() -> bytes:
     settings = get_settings()
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode("utf-8")
@@ -76,5 +76,5 @@ def _read_or_create_secret(path: Path) -> bytes:
 
 def agent_token(run_id: str) -> str:
     """The bearer token the run's agent expects on every request."""
-    digest = hmac.new(_installation_secret(), run_id.encode("utf-8"), hashlib.sha256)
+    digest = hmac.new(installation_secret(), run_id.encode("utf-8"), hashlib.sha256)
     return digest.hexdigest()

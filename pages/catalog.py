@@ -7,8 +7,9 @@ import math
 import streamlit as st
 
 from app import ui
+from app.models import RunState
 from app.providers.base import GpuOffer, ProviderError
-from app.services import catalog
+from app.services import catalog, runs
 from app.services.compare import measured_cost_by_gpu
 from app.settings import get_settings
 
@@ -24,7 +25,23 @@ AVAILABILITY_COLOURS = {
     "low": "red",
     "none": "gray",
 }
-COLUMN_WIDTHS = (3, 1, 1.3, 1.3, 1.2, 1.2, 1.4, 1.2)
+# Widths checked in Chromium at 1280 and 1400 px: no header or button is cut.
+COLUMN_WIDTHS = (2.4, 1, 1.2, 1.4, 1.4, 1.9, 0.7)
+HEADERS = (
+    ("GPU", None),
+    ("VRAM", None),
+    ("Secure", None),
+    ("Community", None),
+    ("Availability", None),
+    (
+        "Measured $/1k",
+        "Median steady-state cost per 1,000 samples of this workload's succeeded "
+        "runs on each GPU type; *simulated* when those runs ran on mock pods.",
+    ),
+    ("", None),
+)
+# As many runs as the measured-cost service reads.
+MEASURED_RUNS_LIMIT = 10_000
 
 
 def _lowest_price(offer: GpuOffer) -> float:
@@ -54,7 +71,8 @@ def _filters(offers: list[GpuOffer]) -> tuple[int, float | None, str]:
     return int(min_vram), max_price, sort
 
 
-def _measured_costs() -> tuple[str, dict[str, float]]:
+def _measured_costs() -> tuple[str, dict[str, float], set[str]]:
+    """The workload, its measured cost per GPU type, and the simulated types."""
     model_ref = st.text_input(
         "Workload measured",
         "mock-v0",
@@ -62,42 +80,57 @@ def _measured_costs() -> tuple[str, dict[str, float]]:
         help="Median steady-state cost per 1,000 samples of succeeded runs of this "
         "model_ref on each GPU type.",
     )
-    return model_ref, measured_cost_by_gpu(model_ref)
+    succeeded = runs.list_runs(
+        model_ref=model_ref,
+        states=[RunState.SUCCEEDED.value],
+        limit=MEASURED_RUNS_LIMIT,
+    )
+    simulated = {run.gpu_type for run in succeeded if run.simulated_metrics}
+    return model_ref, measured_cost_by_gpu(model_ref), simulated
 
 
-def _row(offer: GpuOffer, measured: dict[str, float]) -> None:
+def _measured_text(slug: str, measured: dict[str, float], simulated: set[str]) -> str:
+    cost = measured.get(slug)
+    if cost is None:
+        return ":gray[not measured]"
+    return ui.usd(cost) + (" :gray[simulated]" if slug in simulated else "")
+
+
+def _row(offer: GpuOffer, measured: dict[str, float], simulated: set[str]) -> None:
     cells = st.columns(COLUMN_WIDTHS, vertical_alignment="center")
-    cells[0].markdown(f"**{offer.display_name}**  \n`{offer.slug}`")
+    cells[0].markdown(f"**{ui.escape(offer.display_name)}**  \n{ui.code(offer.slug)}")
     cells[1].write(f"{offer.memory_gb} GB")
     cells[2].write(_price(offer.price_secure_per_hour))
     cells[3].write(_price(offer.price_community_per_hour))
     colour = AVAILABILITY_COLOURS.get(offer.availability or "", "gray")
-    cells[4].markdown(f":{colour}[{offer.availability or 'unknown'}]")
-    cells[5].caption(ui.age(offer.read_at), help=ui.when(offer.read_at))
-    cost = measured.get(offer.slug)
-    cells[6].write(f"${cost:.4f}" if cost is not None else "not measured")
-    if cells[7].button("Launch", key=f"launch_{offer.slug}", icon=":material/rocket:"):
+    cells[4].markdown(f":{colour}[{ui.escape(offer.availability or 'unknown')}]")
+    cells[5].markdown(_measured_text(offer.slug, measured, simulated))
+    if cells[6].button(
+        "",
+        key=f"launch_{offer.slug}",
+        icon=":material/rocket_launch:",
+        help=f"Launch a benchmark on {ui.escape(offer.display_name)}",
+    ):
         st.switch_page(ui.LAUNCH_PAGE, query_params={"gpu": offer.slug})
 
 
 def _price(value: float | None) -> str:
-    return f"${value:.2f}/h" if value else "—"
+    return f"{ui.usd(value)}/h" if value else "—"
 
 
 def _header() -> None:
-    names = (
-        "GPU",
-        "VRAM",
-        "Secure",
-        "Community",
-        "Availability",
-        "Price read",
-        "Measured $/1k samples",
-        "",
-    )
-    for cell, name in zip(st.columns(COLUMN_WIDTHS), names, strict=True):
+    for cell, (name, help_text) in zip(st.columns(COLUMN_WIDTHS), HEADERS, strict=True):
         if name:
-            cell.markdown(f"**{name}**")
+            cell.markdown(f"**{name}**", help=help_text)
+
+
+def _prices_read(offers: list[GpuOffer]) -> str:
+    """When the oldest price shown was read from the provider."""
+    moments = [offer.read_at for offer in offers if offer.read_at is not None]
+    if not moments:
+        return ""
+    oldest = min(moments)
+    return f" Prices read {ui.age(oldest)} ({ui.when(oldest)})."
 
 
 def render() -> None:
@@ -112,7 +145,7 @@ def render() -> None:
     try:
         offers = catalog.list_offers()
     except ProviderError as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     min_vram, max_price, sort = _filters(offers)
     shown = [
         offer
@@ -120,14 +153,18 @@ def render() -> None:
         if offer.memory_gb >= min_vram
         and (max_price is None or _lowest_price(offer) <= max_price)
     ]
-    model_ref, measured = _measured_costs()
+    model_ref, measured, simulated = _measured_costs()
     if sort == MEASURED_SORT:
         # GPU types never measured for this workload go last, cheapest first.
         shown.sort(key=lambda o: (measured.get(o.slug, math.inf), _lowest_price(o)))
     else:
         shown.sort(key=SORTS[sort])
-    st.caption(f"{len(shown)} of {len(offers)} GPU types")
-    st.caption(f"{len(measured)} GPU types measured with `{model_ref}`.")
+    st.caption(
+        f"{len(shown)} of {ui.plural(len(offers), 'GPU type')}.{_prices_read(shown)}"
+    )
+    st.caption(
+        f"{ui.plural(len(measured), 'GPU type')} measured with {ui.code(model_ref)}."
+    )
     if not shown:
         st.warning(
             "No GPU type matches these filters: lower the VRAM or raise the price."
@@ -135,7 +172,7 @@ def render() -> None:
         return
     _header()
     for offer in shown:
-        _row(offer, measured)
+        _row(offer, measured, simulated)
 
 
 render()

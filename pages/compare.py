@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from pandas.io.formats.style import Styler
 from plotly.colors import qualitative
 
 from app import ui
@@ -35,17 +36,10 @@ DEFAULT_PICKED = 12
 CHART_HEIGHT_PX = 320
 FRONT_COLOUR = "#d0021b"
 PALETTE = qualitative.Plotly
-TABLE_FORMATS = {
-    "$/GPU-hour": "$%.2f",
-    "p50 ms": "%.2f",
-    "p95 ms": "%.2f",
-    "p99 ms": "%.2f",
-    "Samples/s": "%.2f",
-    "Steady $/1k": "$%.5f",
-    "All-in $/1k": "$%.5f",
-    "Steady $/1M tokens": "$%.4f",
-    "J/sample": "%.3f",
-}
+MONEY_COLUMNS = ("$/GPU-hour", "Steady $/1k", "All-in $/1k", "Steady $/1M tokens")
+QUANTITY_COLUMNS = ("p50 ms", "p95 ms", "p99 ms", "Samples/s", "J/sample")
+# What an empty cell shows (a figure a run does not have, such as tokens).
+MISSING = "—"
 FLAG_TEXT = {
     "not_succeeded": "not succeeded",
     "simulated": "simulated",
@@ -88,28 +82,48 @@ BARS: tuple[
 
 def _requested_ids() -> list[str] | None:
     """Run ids named in the address (`?sweep=` or `?runs=`), else None."""
-    if ("sweep" in st.query_params or "runs" in st.query_params) and st.button(
-        "Choose other runs", key="cmp_clear"
-    ):
+    named_sweep, named_runs = "sweep" in st.query_params, "runs" in st.query_params
+    if (named_sweep or named_runs) and st.button("Choose other runs", key="cmp_clear"):
         st.query_params.clear()
         st.rerun()
-    sweep_id = st.query_params.get("sweep", "").strip()
-    if sweep_id:
-        try:
-            detail = sweeps.get_sweep(sweep_id)
-        except sweeps.SweepNotFound:
-            ui.fail(
-                f"There is no sweep with id {sweep_id!r}: check the link, or choose "
-                "runs below after clearing the address."
-            )
-        st.caption(
-            f"Sweep `{sweep_id}`: `{detail.sweep.model_ref}`, {detail.sweep.samples} "
-            f"samples, {len(detail.runs)} runs."
+    if named_sweep and named_runs:
+        ui.fail(
+            "The address names both `?runs=` and `?sweep=`: use one or the other "
+            "(the API refuses both as well)."
         )
-        return [run.id for run in detail.runs]
+    if named_sweep:
+        return _sweep_run_ids(st.query_params.get("sweep", "").strip())
+    if not named_runs:
+        return None
     named = st.query_params.get("runs", "")
     ids = [run_id.strip() for run_id in named.split(",") if run_id.strip()]
-    return ids or None
+    if not ids:
+        ui.fail(
+            f"The address's run list is empty ({ui.code('?runs=' + named)}): name "
+            "run ids separated by commas, or choose other runs."
+        )
+    return ids
+
+
+def _sweep_run_ids(sweep_id: str) -> list[str]:
+    if not sweep_id:
+        ui.fail(
+            "The address's sweep id is empty (`?sweep=`): name a sweep id, or "
+            "choose other runs."
+        )
+    try:
+        detail = sweeps.get_sweep(sweep_id)
+    except sweeps.SweepNotFound:
+        ui.fail(
+            f"There is no sweep with id {ui.code(sweep_id)}: check the link, or "
+            "choose other runs."
+        )
+    st.caption(
+        f"Sweep {ui.code(sweep_id)}: {ui.code(detail.sweep.model_ref)}, "
+        f"{ui.plural(detail.sweep.samples, 'sample')}, "
+        f"{ui.plural(len(detail.runs), 'run')}."
+    )
+    return [run.id for run in detail.runs]
 
 
 def _choose_ids() -> list[str]:
@@ -167,12 +181,14 @@ def _callouts(comparison: Comparison) -> None:
         st.info("No run here has succeeded yet, so nothing is ranked.")
         return
     st.success(
-        f"**Best for cost:** {cost.gpu_type} ({cost.tier}) — "
-        f"{ui.usd(cost.value)} per 1,000 samples, steady state (run `{cost.run_id}`)."
+        f"**Best for cost:** {ui.escape(cost.gpu_type)} ({ui.escape(cost.tier)}) — "
+        f"{ui.usd(cost.value)} per 1,000 samples, steady state "
+        f"(run {ui.code(cost.run_id)})."
     )
     st.success(
-        f"**Best for latency:** {latency.gpu_type} ({latency.tier}) — "
-        f"p95 {ui.quantity(latency.value, 'ms')} (run `{latency.run_id}`)."
+        f"**Best for latency:** {ui.escape(latency.gpu_type)} "
+        f"({ui.escape(latency.tier)}) — p95 {ui.quantity(latency.value, 'ms')} "
+        f"(run {ui.code(latency.run_id)})."
     )
     left, right, third = st.columns(3)
     left.metric(
@@ -181,7 +197,9 @@ def _callouts(comparison: Comparison) -> None:
     right.metric(
         "Best for latency (p95)", ui.quantity(latency.value, "ms"), latency.gpu_type
     )
-    third.metric("On the Pareto front", f"{len(comparison.pareto_run_ids)} runs")
+    third.metric(
+        "On the Pareto front", ui.plural(len(comparison.pareto_run_ids), "run")
+    )
 
 
 def _flags(flags: list[str]) -> str:
@@ -212,15 +230,17 @@ def _run_table(comparison: Comparison) -> pd.DataFrame:
     )
 
 
-def _spread_text(spread: Spread | None, digits: int = 4) -> str:
+def _spread_text(
+    spread: Spread | None, show: Callable[[float | None], str] = ui.quantity
+) -> str:
     if spread is None:
-        return "—"
+        return MISSING
     if spread.n < 2:
-        return f"{spread.mean:.{digits}g}"
-    deviation = f" ± {spread.stdev:.2g}" if spread.stdev is not None else ""
+        return show(spread.mean)
+    deviation = f" ± {show(spread.stdev)}" if spread.stdev is not None else ""
     return (
-        f"{spread.mean:.{digits}g}{deviation} "
-        f"({spread.min:.{digits}g}–{spread.max:.{digits}g}, n={spread.n})"
+        f"{show(spread.mean)}{deviation} "
+        f"({show(spread.min)}–{show(spread.max)}, n={spread.n})"
     )
 
 
@@ -237,12 +257,42 @@ def _group_table(comparison: Comparison) -> pd.DataFrame:
             "p95 ms": [_spread_text(g.latency_p95_ms) for g in groups],
             "p99 ms": [_spread_text(g.latency_p99_ms) for g in groups],
             "Samples/s": [_spread_text(g.throughput_per_s) for g in groups],
-            "Steady $/1k": [_spread_text(g.steady_usd_per_1k_samples) for g in groups],
-            "All-in $/1k": [_spread_text(g.all_in_usd_per_1k_samples) for g in groups],
+            "Steady $/1k": [
+                _spread_text(g.steady_usd_per_1k_samples, ui.usd) for g in groups
+            ],
+            "All-in $/1k": [
+                _spread_text(g.all_in_usd_per_1k_samples, ui.usd) for g in groups
+            ],
             "J/sample": [_spread_text(g.energy_j_per_sample) for g in groups],
             "Pareto": [g.on_pareto_front for g in groups],
             "Flags": [_flags(list(g.flags)) for g in groups],
         }
+    )
+
+
+def _styled(table: pd.DataFrame) -> Styler:
+    """Figures shown as everywhere on the dashboard; an empty cell is "—".
+
+    The styling changes what is shown, not the numbers: columns of figures
+    stay numeric, so they sort as numbers (the exports keep full precision).
+    """
+    shown: dict[str, Callable[[float], str]] = {}
+    for column in (*MONEY_COLUMNS, *QUANTITY_COLUMNS, "n"):
+        if column not in table or not _all_numbers(table[column]):
+            continue
+        table[column] = pd.to_numeric(table[column]).astype(float)
+        if column in MONEY_COLUMNS:
+            shown[column] = ui.usd
+        elif column == "n":
+            shown[column] = "{:,.0f}".format
+        else:
+            shown[column] = ui.quantity
+    return table.style.format(shown, na_rep=MISSING)
+
+
+def _all_numbers(column: pd.Series) -> bool:
+    return all(
+        value is None or isinstance(value, int | float) for value in column.tolist()
     )
 
 
@@ -287,7 +337,15 @@ def _bar_figure(
         height=CHART_HEIGHT_PX,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
+    if unit == "USD":
+        # Plotly would write $0.00001 as "10µ".
+        figure.update_yaxes(tickprefix="$", exponentformat="none")
     return figure
+
+
+def _simulated(comparison: Comparison) -> str:
+    """A chart title's suffix when any run it draws has simulated metrics."""
+    return " (simulated)" if any(r.simulated for r in comparison.rows) else ""
 
 
 def _bars(comparison: Comparison, level: str) -> None:
@@ -295,7 +353,8 @@ def _bars(comparison: Comparison, level: str) -> None:
     rows = [r for r in comparison.rows if r.ranked]
     groups = comparison.groups
     columns = st.columns(2)
-    for number, (title, unit, of_run, of_group) in enumerate(BARS):
+    for number, (name, unit, of_run, of_group) in enumerate(BARS):
+        title = name + _simulated(comparison)
         if level == PER_RUN:
             figure = _bar_figure(
                 title,
@@ -396,11 +455,13 @@ def _scatter(comparison: Comparison, level: str) -> None:
         )
     )
     figure.update_layout(
-        title="Cost against latency (lower left is better; outlined: the Pareto front)",
+        title="Cost against latency (lower left is better; outlined: the Pareto "
+        f"front){_simulated(comparison)}",
         xaxis_title="steady USD per 1,000 samples",
         yaxis_title="p95 latency (ms)",
         height=420,
     )
+    figure.update_xaxes(tickprefix="$", exponentformat="none")
     st.plotly_chart(figure, key="cmp_scatter")
 
 
@@ -415,7 +476,9 @@ def _timeseries(comparison: Comparison) -> None:
     if not lines:
         st.caption("No GPU samples were stored for these runs.")
         return
-    figure = _timeseries_figure(lines, metric, _gpu_colours(comparison))
+    figure = _timeseries_figure(
+        lines, metric, _gpu_colours(comparison), _simulated(comparison)
+    )
     st.plotly_chart(figure, key="cmp_series")
     unaligned = sorted({line.run_id for line in lines if line.measure_start_s is None})
     if unaligned:
@@ -426,7 +489,7 @@ def _timeseries(comparison: Comparison) -> None:
 
 
 def _timeseries_figure(
-    lines: list[AlignedLine], metric: str, colours: dict[str, str]
+    lines: list[AlignedLine], metric: str, colours: dict[str, str], suffix: str = ""
 ) -> go.Figure:
     title, unit = METRICS[metric]
     figure = go.Figure(
@@ -443,7 +506,7 @@ def _timeseries_figure(
     )
     figure.add_vline(x=0, line_dash="dot", annotation_text="measure starts")
     figure.update_layout(
-        title=f"{title}, aligned at the start of measurement",
+        title=f"{title}, aligned at the start of measurement{suffix}",
         xaxis_title="seconds since measurement started",
         yaxis_title=unit,
         height=380,
@@ -507,23 +570,13 @@ def render() -> None:
     try:
         comparison = compare(run_ids)
     except (runs.RunNotFound, runs.InvalidRequest) as error:
-        ui.fail(f"{error} Check the runs named in the address.")
+        ui.fail(f"{ui.escape(error)} Check the runs named in the address.")
     _callouts(comparison)
     for warning in comparison.warnings:
-        st.warning(warning)
+        st.warning(ui.escape(warning))
     level = st.radio("Table", [PER_RUN, PER_GPU], horizontal=True, key="cmp_level")
     table = _run_table(comparison) if level == PER_RUN else _group_table(comparison)
-    for column in TABLE_FORMATS:
-        if column in table and level == PER_RUN:
-            # A figure no run has (no tokens, say) is an empty cell, not "None".
-            table[column] = pd.to_numeric(table[column]).astype(float)
-    # Formats change what is shown, not the numbers (those are the exports').
-    formats = {
-        column: st.column_config.NumberColumn(format=pattern)
-        for column, pattern in TABLE_FORMATS.items()
-        if column in table and pd.api.types.is_numeric_dtype(table[column])
-    }
-    st.dataframe(table, hide_index=True, column_config=formats)
+    st.dataframe(_styled(table), hide_index=True, placeholder=MISSING)
     _bars(comparison, level)
     _scatter(comparison, level)
     _timeseries(comparison)

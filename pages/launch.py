@@ -24,7 +24,7 @@ INT_PARAMETERS = {
 
 def _offer_label(offer: GpuOffer) -> str:
     prices = [
-        f"${price:.2f}/h {tier}"
+        f"{ui.usd(price)}/h {tier}"
         for tier, price in (
             ("secure", offer.price_secure_per_hour),
             ("community", offer.price_community_per_hour),
@@ -34,12 +34,35 @@ def _offer_label(offer: GpuOffer) -> str:
     return f"{offer.display_name} · {offer.memory_gb} GB · {', '.join(prices)}"
 
 
+def _wanted_slug(offers: list[GpuOffer], slugs: list[str]) -> str | None:
+    """The GPU type the address names, or its only close match (said so)."""
+    wanted = st.query_params.get("gpu")
+    if not wanted or wanted in slugs:
+        return wanted
+    suggestions = catalog.suggest_slugs(wanted, offers)
+    named = ", ".join(ui.code(slug) for slug in suggestions)
+    if len(suggestions) == 1:
+        st.warning(
+            f"GPU type {ui.code(wanted)} is not a catalog slug: showing {named}, "
+            "the nearest one. Check it before launching."
+        )
+        return suggestions[0]
+    if suggestions:
+        st.warning(
+            f"GPU type {ui.code(wanted)} is not a catalog slug. Nearest: {named}; "
+            "choose one below."
+        )
+    else:
+        st.warning(
+            f"GPU type {ui.code(wanted)} is not in the catalog: choose one below."
+        )
+    return None
+
+
 def _choose_offer(offers: list[GpuOffer]) -> GpuOffer:
     by_slug = {offer.slug: offer for offer in offers}
-    wanted = st.query_params.get("gpu")
-    if wanted and wanted not in by_slug:
-        st.warning(f"GPU type {wanted!r} is not in the catalog: choose one below.")
     slugs = list(by_slug)
+    wanted = _wanted_slug(offers, slugs)
     slug = st.selectbox(
         "GPU type",
         slugs,
@@ -57,7 +80,7 @@ def _choose_tier(offer: GpuOffer) -> CloudTier | None:
     return st.radio(
         "Cloud tier",
         tiers,
-        format_func=lambda t: f"{t} (${offer.price_for(t) or 0:.2f}/GPU-hour)",
+        format_func=lambda t: f"{t} ({ui.usd(offer.price_for(t))}/GPU-hour)",
         horizontal=True,
         key=f"launch_tier_{offer.slug}",
         help="The provider's price tier; the price is frozen into the run.",
@@ -92,14 +115,16 @@ def _launch(payload: dict[str, object], message: DeltaGenerator) -> None:
     try:
         run: Run = runs.start_run(runs.parse_launch_request(payload))
     except runs.InvalidRequest as error:
-        hint = f" Try: {', '.join(error.suggestions)}." if error.suggestions else ""
-        message.error(f"**{error.field}** — {error}{hint}")
+        message.error(ui.field_error(error.field, str(error), error.suggestions))
         return
     except ProviderError as error:
-        message.error(str(error))
+        message.error(ui.escape(error))
         return
     with message:
-        st.success(f"Run `{run.id}` is queued on {run.gpu_name} ({run.cloud_tier}).")
+        st.success(
+            f"Run {ui.code(run.id)} is queued on {ui.escape(run.gpu_name)} "
+            f"({ui.escape(run.cloud_tier)})."
+        )
         ui.run_link(run.id, f"Open run {run.id}")
 
 
@@ -110,7 +135,7 @@ def render() -> None:
     try:
         offers = catalog.list_offers()
     except ProviderError as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     offer = _choose_offer(offers)
     tier = _choose_tier(offer)
     message = st.container()

@@ -14,6 +14,8 @@ from app.services import runs
 from app.services.timeseries import METRICS
 
 LIVE_REFRESH_S = 1.5
+# A final run's pod is usually confirmed gone within seconds of the end.
+TERMINATION_REFRESH_S = 2.0
 # Past this many rows a refresh redraws a long series: refresh less often.
 LONG_SERIES_ROWS = 100_000
 LONG_SERIES_REFRESH_S = 5.0
@@ -29,8 +31,8 @@ def _requested_run() -> Run:
             return runs.get_run(run_id)
         except runs.RunNotFound:
             st.error(
-                f"There is no run with id {run_id!r}: check the link, or pick the run "
-                "from the Runs page."
+                f"There is no run with id {ui.code(run_id)}: check the link, or pick "
+                "the run from the Runs page."
             )
     st.page_link(ui.RUNS_PAGE, label="All runs", icon=":material/list:")
     st.stop()
@@ -39,14 +41,17 @@ def _requested_run() -> Run:
 def _facts(run: Run) -> None:
     parameters = ", ".join(f"{k}={v}" for k, v in run.parameters.items())
     price = f"{ui.usd(run.price_per_hour)}/GPU-hour" if run.price_per_hour else "—"
+    tier = ui.escape(f"{run.cloud_tier} ({run.provider})")
     cells = st.columns(4)
-    cells[0].markdown(f"**GPU**  \n{run.gpu_name} (`{run.gpu_type}`)")
-    cells[1].markdown(
-        f"**Price frozen at launch**  \n{price}, {run.cloud_tier} ({run.provider})"
-    )
+    cells[0].markdown(f"**GPU**  \n{ui.escape(run.gpu_name)} ({ui.code(run.gpu_type)})")
+    cells[1].markdown(f"**Price frozen at launch**  \n{price}, {tier}")
     cells[1].caption(f"read {ui.when(run.price_read_at)}")
-    cells[2].markdown(f"**Workload**  \n`{run.model_ref}`, {run.samples} samples")
-    cells[3].markdown(f"**Parameters**  \n{parameters or 'workload defaults'}")
+    cells[2].markdown(
+        f"**Workload**  \n{ui.code(run.model_ref)}, {ui.plural(run.samples, 'sample')}"
+    )
+    cells[3].markdown(
+        f"**Parameters**  \n{ui.escape(parameters) or 'workload defaults'}"
+    )
 
 
 def _status(run: Run) -> None:
@@ -54,44 +59,73 @@ def _status(run: Run) -> None:
     if run.is_active:
         progress = f" · {run.samples_done}/{run.samples} samples"
         if run.agent_state:
-            progress += f" (agent {run.agent_state})"
+            progress += f" (agent {ui.escape(run.agent_state)})"
     st.markdown(
         f"{ui.status_markdown(run)} · launched {ui.when(run.created_at)} · "
         f"wall {ui.duration(ui.wall_seconds(run))}{progress}"
     )
 
 
+def _simulated(run: Run, charts: ChartSet | None) -> bool:
+    return bool(run.simulated_metrics) or (charts is not None and charts.simulated)
+
+
 def _warnings(run: Run, result: Result | None, charts: ChartSet | None) -> None:
-    if run.simulated_metrics or (charts is not None and charts.simulated):
+    if _simulated(run, charts):
         st.warning(
             "**Simulated GPU metrics**: this run's GPU readings were simulated by a "
             "mock pod on a machine without a GPU, not measured.",
             icon=":material/science:",
         )
     if run.error_message and run.run_state in (RunState.FAILED, RunState.TIMED_OUT):
-        st.error(run.error_message)
+        st.error(ui.escape(run.error_message))
     elif run.error_message:
-        st.info(run.error_message)
-    if ui.billing_flag(run):
-        reason = f" Last error: {run.terminate_error}" if run.terminate_error else ""
-        st.warning(
-            f"Pod {run.pod_id} may still be billing: the provider has not confirmed "
-            f"it terminated after {run.terminate_attempts} attempt(s). Persephone "
-            f"keeps retrying; check the provider's console.{reason}"
-        )
+        st.info(ui.escape(run.error_message))
     for note in result.workload.notes if result and result.workload else []:
-        st.info(note)
+        st.info(ui.escape(note))
     if result is not None and result.telemetry.status != "ok":
-        reason = result.telemetry.reason or "no reason given"
-        st.info(f"GPU telemetry was {result.telemetry.status}: {reason}.")
+        reason = ui.escape(result.telemetry.reason or "no reason given")
+        st.info(f"GPU telemetry was {ui.escape(result.telemetry.status)}: {reason}.")
 
 
-def _metrics(run: Run, result: Result | None) -> None:
+def _termination(run_id: str) -> None:
+    """The pod's termination, refreshed until confirmed; then the whole page."""
+    run = runs.get_run(run_id)
+    if not run.may_be_billing:
+        # Confirmed: one full rerun fills in the billed time and all-in costs.
+        st.rerun()
+    pod = ui.code(run.pod_id)
+    if ui.terminating(run):
+        st.info(
+            f"Terminating pod {pod}: waiting for {ui.escape(run.provider)} to "
+            "confirm. The billed time and all-in costs appear once it does.",
+            icon=":material/hourglass_top:",
+        )
+        return
+    reason = (
+        f" Last error: {ui.escape(run.terminate_error)}" if run.terminate_error else ""
+    )
+    st.warning(
+        f"Pod {pod} may still be billing: the provider has not confirmed it "
+        f"terminated after {ui.plural(run.terminate_attempts, 'attempt')}. "
+        f"Persephone keeps retrying; check the provider's console.{reason}"
+    )
+
+
+def _metrics(run: Run, result: Result | None, simulated: bool) -> None:
     rows = card_rows(run, result)
     if not rows:
         st.caption("This run produced no measurements.")
         return
-    st.subheader("Measurements")
+    if simulated:
+        st.subheader("Measurements (simulated)")
+        st.caption(
+            "A mock pod on a machine without a GPU produced these figures, not the "
+            "GPU named above: its latencies, costs and GPU readings illustrate the "
+            "method only."
+        )
+    else:
+        st.subheader("Measurements")
     for cards in rows:
         for column, card in zip(st.columns(len(cards)), cards, strict=True):
             column.metric(
@@ -105,12 +139,19 @@ def _metrics(run: Run, result: Result | None) -> None:
             )
 
 
-def _charts(charts: ChartSet | None) -> None:
+def _charts(run: Run, charts: ChartSet | None) -> None:
     st.subheader("GPU time series")
     if charts is None or charts.rows == 0:
-        st.caption("No GPU samples yet.")
+        st.caption(
+            "No GPU samples yet."
+            if run.is_active
+            else "This run recorded no GPU samples."
+        )
         return
-    figures = {metric: metric_figure(metric, charts) for metric in METRICS}
+    simulated = _simulated(run, charts)
+    figures = {
+        metric: metric_figure(metric, charts, simulated=simulated) for metric in METRICS
+    }
     drawn = [(metric, fig) for metric, fig in figures.items() if fig is not None]
     for first in range(0, len(drawn), 2):
         for column, (metric, figure) in zip(
@@ -125,6 +166,8 @@ def _charts(charts: ChartSet | None) -> None:
 def _timeline(run: Run) -> None:
     events = runs.run_events(run.id)
     st.subheader("Timeline")
+    # A table, not a dataframe: notes (provider errors) wrap instead of being
+    # cut off. Its cells are Markdown, so the notes are escaped.
     table = pd.DataFrame(
         {
             "time": [ui.when(event.at) for event in events],
@@ -132,11 +175,11 @@ def _timeline(run: Run) -> None:
                 ui.duration((event.at - run.created_at).total_seconds())
                 for event in events
             ],
-            "state": [event.state for event in events],
-            "note": [event.message or "" for event in events],
+            "state": [ui.escape(event.state) for event in events],
+            "note": [ui.escape(event.message or "") for event in events],
         }
     )
-    st.dataframe(table, hide_index=True)
+    st.table(table, hide_index=True)
 
 
 def _downloads(run: Run) -> None:
@@ -187,7 +230,7 @@ def _live_charts(run_id: str) -> ChartSet:
 
 def _cancel(run_id: str) -> None:
     runs.cancel_run(run_id)
-    st.toast(f"Cancelling run {run_id}; its pod is terminated when it stops.")
+    st.toast(f"Cancelling run {ui.code(run_id)}; its pod is terminated when it stops.")
 
 
 def _live(run_id: str) -> None:
@@ -205,7 +248,7 @@ def _live(run_id: str) -> None:
     )
     charts = _live_charts(run.id)
     _warnings(run, None, charts)
-    _charts(charts)
+    _charts(run, charts)
     _timeline(run)
 
 
@@ -214,9 +257,11 @@ def _finished(run: Run) -> None:
     result = runs.result_document(run.id)
     charts = _final_charts(run.id, run.timeseries_rows) if run.timeseries_rows else None
     _status(run)
+    if run.may_be_billing:
+        st.fragment(run_every=TERMINATION_REFRESH_S)(_termination)(run.id)
     _warnings(run, result, charts)
-    _metrics(run, result)
-    _charts(charts)
+    _metrics(run, result, _simulated(run, charts))
+    _charts(run, charts)
     _timeline(run)
     _downloads(run)
 

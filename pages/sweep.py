@@ -54,7 +54,9 @@ class _Plan:
 
 
 def _offer_label(offer: GpuOffer) -> str:
-    tiers = ", ".join(f"${offer.price_for(tier):.2f}/h {tier}" for tier in offer.tiers)
+    tiers = ", ".join(
+        f"{ui.usd(offer.price_for(tier))}/h {tier}" for tier in offer.tiers
+    )
     return f"{offer.display_name} · {offer.memory_gb} GB · {tiers or 'no price'}"
 
 
@@ -107,7 +109,7 @@ def _form(offers: list[GpuOffer]) -> tuple[dict[str, object], float] | None:
         "model_ref": model_ref,
         "samples": samples,
         "repeats": repeats,
-        "parameters": {**_parameters(parameters), "seed": seed},
+        "parameters": _with_seed(_parameters(parameters), seed),
     }
     if tier != DEFAULT_TIER:
         payload["tier"] = tier
@@ -124,13 +126,24 @@ def _parameters(text: str) -> dict[str, object]:
     return parsed
 
 
+def _with_seed(parameters: dict[str, object], seed: int) -> dict[str, object]:
+    """The parameters with the Seed field's seed; a different one in the JSON is
+    refused rather than silently replaced."""
+    if "seed" in parameters and parameters["seed"] != seed:
+        ui.fail(
+            f"**parameters** — the JSON sets seed={ui.escape(parameters['seed'])} "
+            f"and the Seed field says {seed}: set the seed in one place (the Seed "
+            "field, or remove it from the JSON)."
+        )
+    return {**parameters, "seed": seed}
+
+
 def _plan(payload: dict[str, object], threshold: float) -> _Plan:
     try:
         request = sweeps.parse_sweep_request(payload)
         estimate = sweeps.estimate_sweep(request)
     except InvalidRequest as error:
-        hint = f" Try: {', '.join(error.suggestions)}." if error.suggestions else ""
-        ui.fail(f"**{error.field}** — {error}{hint}")
+        ui.fail(ui.field_error(error.field, str(error), error.suggestions))
     return _Plan(request, estimate, threshold)
 
 
@@ -148,25 +161,24 @@ def _show_estimate(plan: _Plan) -> None:
             "Cost (USD)": [g.cost_usd for g in estimate.gpus],
         }
     )
+    # Formatted as everywhere on the dashboard; the cells stay numbers.
     st.dataframe(
-        table,
+        table.style.format({"$/GPU-hour": ui.usd, "Cost (USD)": ui.usd}, na_rep="—"),
         hide_index=True,
-        column_config={
-            "$/GPU-hour": st.column_config.NumberColumn(format="$%.2f"),
-            "Cost (USD)": st.column_config.NumberColumn(format="$%.4f"),
-        },
+        placeholder="—",
     )
     st.metric("Estimated total", ui.usd(estimate.total_usd))
+    notes = "; ".join(sorted({g.basis_note for g in estimate.gpus}))
     st.caption(
         "Frozen prices × estimated billed time (pod start to confirmed "
-        "termination). " + "; ".join(sorted({g.basis_note for g in estimate.gpus}))
+        f"termination). {ui.escape(notes)}"
     )
     for gpu in estimate.gpus:
         if gpu.exceeds_timeout:
             st.warning(
-                f"{gpu.gpu_type} would need longer than PERSEPHONE_REQUEST_TIMEOUT_S="
-                f"{estimate.timeout_s:g} s: its runs will be stopped there. Lower the "
-                "samples or raise the timeout."
+                f"{ui.code(gpu.gpu_type)} would need longer than "
+                f"PERSEPHONE_REQUEST_TIMEOUT_S={estimate.timeout_s:g} s: its runs "
+                "will be stopped there. Lower the samples or raise the timeout."
             )
 
 
@@ -192,11 +204,11 @@ def _launch(plan: _Plan, confirmed: bool) -> None:
             plan.request, confirmed=confirmed, confirm_above_usd=plan.confirm_above_usd
         )
     except ConfirmationRequired as refused:
-        ui.fail(str(refused))
+        ui.fail(ui.escape(refused))
     except InvalidRequest as error:
-        ui.fail(f"**{error.field}** — {error}")
+        ui.fail(ui.field_error(error.field, str(error), error.suggestions))
     except ProviderError as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     st.session_state.pop(PLAN_KEY, None)
     st.session_state[LAUNCHED_KEY] = sweep.id
     st.rerun()
@@ -206,10 +218,11 @@ def _show_launched(sweep_id: str) -> None:
     try:
         detail = sweeps.get_sweep(sweep_id)
     except sweeps.SweepNotFound as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     st.success(
-        f"Sweep `{sweep_id}` launched: {len(detail.runs)} runs of "
-        f"`{detail.sweep.model_ref}` on {len(detail.gpu_types)} GPU types."
+        f"Sweep {ui.code(sweep_id)} launched: {ui.plural(len(detail.runs), 'run')} "
+        f"of {ui.code(detail.sweep.model_ref)} on "
+        f"{ui.plural(len(detail.gpu_types), 'GPU type')}."
     )
     st.page_link(
         ui.COMPARE_PAGE,
@@ -227,7 +240,9 @@ def _run_states(sweep_id: str, was_live: bool) -> None:
     for run in detail.runs:
         left, right = st.columns([3, 2])
         with left:
-            ui.run_link(run.id, f"{run.gpu_type} · repeat {run.repeat_index + 1}")
+            ui.run_link(
+                run.id, f"{ui.escape(run.gpu_type)} · repeat {run.repeat_index + 1}"
+            )
         right.markdown(ui.status_markdown(run))
     if was_live and not any(run.is_active for run in detail.runs):
         # All final: one full rerun draws the page without the refresh timer.
@@ -244,7 +259,7 @@ def render() -> None:
     try:
         offers = catalog.list_offers()
     except ProviderError as error:
-        ui.fail(str(error))
+        ui.fail(ui.escape(error))
     submitted = _form(offers)
     if submitted is not None:
         st.session_state.pop(LAUNCHED_KEY, None)

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,12 @@ def test_agent_image_runs_the_agent_as_mock_pods_do(persephone_env: Path) -> Non
         PodSpec("persephone-cmd", "NVIDIA L4", "secure", "unused", env)
     )
     record = json.loads((persephone_env / "pods" / pod.pod_id / "pod.json").read_text())
-    cmdline = Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")[:-1]
+    cmdline_file = Path(f"/proc/{record['pid']}/cmdline")
+    # Until the child has exec'd, /proc still shows the parent's command line.
+    deadline = time.monotonic() + 10
+    while b"agent" not in cmdline_file.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    cmdline = cmdline_file.read_bytes().split(b"\0")[:-1]
     provider.terminate_pod(pod.pod_id)
 
     image_command = _cmd(ROOT / "docker" / "agent.Dockerfile")

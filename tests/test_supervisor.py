@@ -326,7 +326,7 @@ def test_an_agent_refusing_the_token_fails_the_run_at_once(
     # Another installation's secret: its tokens are not this pod's.
     monkeypatch.setenv("PERSEPHONE_SECRET_KEY", "another-installation-" + "x" * 32)
     get_settings.cache_clear()
-    security._installation_secret.cache_clear()
+    security.installation_secret.cache_clear()
 
     second = Supervisor(lambda: provider, get_settings(), timing=FAST, owner="second")
     second.start()

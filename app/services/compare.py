@@ -517,9 +517,10 @@ def _warnings(rows: list[RunRow], keys: list[WorkloadKey]) -> list[str]:
         names = ", ".join(
             f"{row.run_id} ({row.gpu_type}, {row.state})" for row in left_out
         )
+        one = len(left_out) == 1
         warnings.append(
-            f"{len(left_out)} run(s) did not succeed and are left out of the "
-            f"rankings: {names}."
+            f"{len(left_out)} {'run' if one else 'runs'} did not succeed and "
+            f"{'is' if one else 'are'} left out of the rankings: {names}."
         )
     methods = {row.energy_method for row in rows if row.ranked and row.energy_method}
     if len(methods) > 1:

@@ -217,7 +217,9 @@ def test_non_succeeded_runs_are_listed_but_never_ranked(
     group = next(g for g in comparison.groups if g.gpu_type == "rtx-4090-24gb")
     assert group.runs_succeeded == 0
     assert group.latency_p95_ms is None
-    assert any("2 run(s) did not succeed" in w for w in comparison.warnings)
+    assert any(
+        "2 runs did not succeed and are left out" in w for w in comparison.warnings
+    )
 
 
 def test_language_model_cost_per_million_output_tokens(

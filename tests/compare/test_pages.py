@@ -8,14 +8,18 @@ download by a hash of its bytes, MIME type and file name.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlmodel import select
+from streamlit import dataframe_util
 from streamlit.runtime.memory_media_file_storage import _calculate_file_id
 from streamlit.testing.v1 import AppTest
 
+from app import ui
 from app.db import session_scope
 from app.models import Run, RunState, Sweep
 from app.services import sweeps
@@ -74,6 +78,12 @@ def download_url(app: AppTest, key: str) -> str:
 
 def media_url(data: bytes, mime: str, file_name: str, extension: str) -> str:
     return f"/mock/media/{_calculate_file_id(data, mime, file_name)}{extension}"
+
+
+def shown_cells(app: AppTest, index: int = 0) -> pd.DataFrame:
+    """The text each cell of a dataframe shows (the styler's display values)."""
+    proto = app.dataframe[index].proto.arrow_data
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(proto.styler.display_values)
 
 
 # Sweep page
@@ -146,8 +156,8 @@ def test_sweep_names_a_bad_field_and_creates_nothing(open_page: Open) -> None:
     bad_json = estimate(bad_json, ["l4-24gb"], 5.0)
 
     assert not no_gpu.exception
-    assert no_gpu.error[0].value == (
-        "**gpu_types** — gpu_types must list 1 to 16 GPU type slugs."
+    assert no_gpu.error[0].value == "**gpu\\_types** — " + ui.escape(
+        "gpu_types must list 1 to 16 GPU type slugs."
     )
     assert bad_json.error[0].value.startswith("**parameters** — not valid JSON")
     assert stored() == ([], [])
@@ -183,14 +193,14 @@ def test_compare_ranks_flags_and_tabulates_the_runs(
     assert not app.exception
     assert app.title[0].value == "Compare"
     assert app.success[0].value.startswith(
-        "**Best for cost:** rtx-4090-24gb (secure) — $0.00575 per 1,000 samples"
+        "**Best for cost:** rtx\\-4090\\-24gb (secure) — $0.00575 per 1,000 samples"
     )
     assert app.success[1].value.startswith(
-        "**Best for latency:** h100-sxm-80gb (secure) — p95 12 ms"
+        "**Best for latency:** h100\\-sxm\\-80gb (secure) — p95 12 ms"
     )
     warnings = " ".join(w.value for w in app.warning)
     assert "3 of 4 runs report simulated GPU metrics" in warnings
-    assert f"{four_runs['b200'].id} (b200-180gb, failed)" in warnings
+    assert ui.escape(f"{four_runs['b200'].id} (b200-180gb, failed)") in warnings
     comparison = compare(ids)
     table = app.dataframe[0].value
     assert list(table["Run"]) == ids
@@ -200,7 +210,22 @@ def test_compare_ranks_flags_and_tabulates_the_runs(
     assert list(table["Pareto"]) == [False, True, True, False]
     assert list(table["Flags"])[3] == "not succeeded"
     # Four bars, the cost–latency scatter and the aligned time series.
-    assert len(app.get("plotly_chart")) == 6
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    assert len(charts) == 6
+    titles = [chart["layout"]["title"]["text"] for chart in charts]
+    assert titles[0] == "p95 latency (simulated)"
+    assert all(title.endswith(" (simulated)") for title in titles)
+    # Dollars on the cost axes, never in SI prefixes ("10µ").
+    [cost] = [c for c in charts if c["layout"]["title"]["text"].startswith("Steady")]
+    cost_axis = cost["layout"]["yaxis"]
+    assert (cost_axis["tickprefix"], cost_axis["exponentformat"]) == ("$", "none")
+    # Money and figures as everywhere on the dashboard; an empty cell is "—".
+    shown = shown_cells(app)
+    assert list(shown["Steady $/1k"])[:3] == [
+        ui.usd(row.steady_usd_per_1k_samples) for row in comparison.rows[:3]
+    ]
+    assert list(shown.iloc[3])[5:9] == ["—", "—", "—", "—"]
+    assert "None" not in shown.to_numpy()
 
 
 def test_compare_per_gpu_type_shows_mean_and_range(
@@ -217,7 +242,33 @@ def test_compare_per_gpu_type_shows_mean_and_range(
     table = app.dataframe[0].value
     assert list(table["GPU"]) == ["l4-24gb"]
     assert list(table["Runs ok"]) == ["2/2"]
-    assert list(table["p95 ms"]) == ["75 ± 7.1 (70–80, n=2)"]
+    assert list(table["p95 ms"]) == ["75 ± 7.07 (70–80, n=2)"]
+
+
+def test_compare_per_gpu_type_shows_a_dash_not_none_in_empty_cells(
+    open_page: Open, four_runs: dict[str, Run]
+) -> None:
+    # A run stored without a frozen price (before prices were frozen, say).
+    with session_scope() as session:
+        row = session.get(Run, four_runs["b200"].id)
+        assert row is not None
+        row.price_per_hour = None
+        session.add(row)
+    ids = [run.id for run in four_runs.values()]
+    app = open_page("pages/compare.py", runs=",".join(ids))
+
+    app.radio(key="cmp_level").set_value("Per GPU type").run()
+
+    assert app.dataframe[0].proto.placeholder == "—"
+    shown = shown_cells(app)
+    b200 = shown[shown["GPU"] == "b200-180gb"].iloc[0]
+    assert (b200["$/GPU-hour"], b200["p95 ms"], b200["Steady $/1k"]) == (
+        "—",
+        "—",
+        "—",
+    )
+    assert list(shown["$/GPU-hour"])[:3] == ["$0.43", "$0.69", "$2.69"]
+    assert "None" not in shown.to_numpy()
 
 
 def test_compare_downloads_are_the_exports_byte_for_byte(
@@ -274,7 +325,7 @@ def test_compare_an_unknown_sweep_is_an_error_not_a_traceback(
     app = open_page("pages/compare.py", sweep="nosuch")
 
     assert not app.exception
-    assert app.error[0].value.startswith("There is no sweep with id 'nosuch'")
+    assert app.error[0].value.startswith("There is no sweep with id `nosuch`")
     app.button(key="cmp_clear").click().run()
     assert not app.error
     assert app.radio(key="cmp_mode").value == "A sweep"
@@ -300,3 +351,69 @@ def test_compare_picks_runs_of_one_workload(
         "l4-24gb",
         "rtx-4090-24gb",
     ]
+
+
+@pytest.mark.parametrize("named", ["", ",,,", " , "])
+def test_compare_an_empty_run_list_in_the_address_says_so(
+    open_page: Open, four_runs: dict[str, Run], named: str
+) -> None:
+    app = open_page("pages/compare.py", runs=named)
+
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        f"The address's run list is empty ({ui.code('?runs=' + named)}): name run "
+        "ids separated by commas, or choose other runs."
+    ]
+    assert not app.dataframe and not app.radio
+
+
+def test_compare_runs_and_a_sweep_in_the_address_is_refused(
+    open_page: Open, four_runs: dict[str, Run]
+) -> None:
+    app = open_page("pages/compare.py", runs=four_runs["l4"].id, sweep="b")
+
+    assert [e.value for e in app.error] == [
+        "The address names both `?runs=` and `?sweep=`: use one or the other (the "
+        "API refuses both as well)."
+    ]
+    assert not app.dataframe
+
+
+def test_compare_an_unknown_run_in_the_address_cannot_inject_markdown(
+    open_page: Open, four_runs: dict[str, Run]
+) -> None:
+    hostile = "[Sign in again](http://evil)"
+
+    app = open_page("pages/compare.py", runs=hostile)
+
+    [error] = [e.value for e in app.error]
+    assert "\\[Sign in again\\]\\(http" in error
+    assert "[Sign in again](http" not in error
+
+
+def test_sweep_refuses_a_seed_in_the_json_that_differs_from_the_seed_field(
+    open_page: Open,
+) -> None:
+    app = open_page("pages/sweep.py")
+    app.text_input(key="sweep_parameters").set_value('{"seed": 5, "warmup": 1}')
+    app.number_input(key="sweep_seed").set_value(3)
+
+    app = estimate(app, ["l4-24gb"], 5.0)
+
+    assert [e.value for e in app.error] == [
+        "**parameters** — the JSON sets seed=5 and the Seed field says 3: set the "
+        "seed in one place (the Seed field, or remove it from the JSON)."
+    ]
+    assert not app.dataframe
+    assert stored() == ([], [])
+
+
+def test_sweep_accepts_the_same_seed_in_both_places(open_page: Open) -> None:
+    app = open_page("pages/sweep.py")
+    app.text_input(key="sweep_parameters").set_value('{"seed": 3}')
+    app.number_input(key="sweep_seed").set_value(3)
+
+    app = estimate(app, ["l4-24gb"], 5.0)
+
+    assert not app.error
+    assert app.metric[0].label == "Estimated total"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+
+from tests.pages.support import Refreshes
 
 ORIGINAL_PAGES_MANAGER_INIT = PagesManager.__init__
 
@@ -29,3 +34,25 @@ def _navigation_as_served(monkeypatch: pytest.MonkeyPatch) -> None:
     A server leaves that mode for good at the router's first `st.navigation`.
     """
     monkeypatch.setattr(PagesManager, "__init__", _init_as_served)
+
+
+@pytest.fixture
+def refreshes(monkeypatch: pytest.MonkeyPatch) -> Refreshes:
+    """Record each page fragment's refresh timer, then declare it as usual."""
+    seen = Refreshes()
+    declare = st.fragment
+
+    def fragment(
+        func: Callable[..., Any] | None = None,
+        *,
+        run_every: float | None = None,
+        **options: Any,
+    ) -> Any:
+        def register(function: Callable[..., Any]) -> Any:
+            seen.seen[function.__name__] = run_every
+            return declare(function, run_every=run_every, **options)
+
+        return register(func) if func is not None else register
+
+    monkeypatch.setattr(st, "fragment", fragment)
+    return seen

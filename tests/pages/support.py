@@ -32,6 +32,24 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 PHASES = ((0, "load"), (10, "warmup"), (20, "measure"), (50, "idle"))
 
 
+class Refreshes:
+    """The `run_every` of each fragment the pages declared, by function name.
+
+    AppTest reruns whole scripts and ignores fragment timers, so a test reads
+    here whether a page would keep refreshing itself in a browser.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float | None] = {}
+
+    def every(self, name: str) -> float | None:
+        """Seconds between refreshes; None when there is no such timer."""
+        return self.seen.get(name)
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+
 def open_page(page: str | None = None, **query: str) -> AppTest:
     """The dashboard through its router, on `page` with these query parameters."""
     app = AppTest.from_file(str(ROUTER), default_timeout=30).run()

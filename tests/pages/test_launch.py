@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from app import ui
 from app.services import runs
 from app.ui import LAUNCH_PAGE
 from tests.pages.support import open_page
@@ -32,10 +33,31 @@ def test_gpu_from_the_address_is_preselected_with_its_tiers() -> None:
     assert "gemm:<fp32|fp16|bf16>:<size>" in app.text_input[0].help
 
 
-def test_unknown_gpu_in_the_address_is_named() -> None:
+def test_unknown_gpu_in_the_address_is_named_with_the_nearest_slugs() -> None:
     app = open_page(LAUNCH_PAGE, gpu="rtx-9999")
 
-    assert "'rtx-9999' is not in the catalog" in app.warning[0].value
+    assert app.warning[0].value == (
+        "GPU type `rtx-9999` is not a catalog slug. Nearest: `rtx-4090-24gb`, "
+        "`rtx-3090-24gb`; choose one below."
+    )
+
+
+def test_a_gpu_name_in_the_address_selects_its_only_match_and_says_so() -> None:
+    app = open_page(LAUNCH_PAGE, gpu="RTX 4090")
+
+    assert app.warning[0].value == (
+        "GPU type `RTX 4090` is not a catalog slug: showing `rtx-4090-24gb`, the "
+        "nearest one. Check it before launching."
+    )
+    assert app.selectbox(key="launch_gpu").value == "rtx-4090-24gb"
+
+
+def test_a_gpu_in_the_address_with_no_match_says_so() -> None:
+    app = open_page(LAUNCH_PAGE, gpu="zzzzzz")
+
+    assert app.warning[0].value == (
+        "GPU type `zzzzzz` is not in the catalog: choose one below."
+    )
 
 
 def test_launch_creates_the_run_at_once_and_links_to_it() -> None:
@@ -56,7 +78,7 @@ def test_launch_creates_the_run_at_once_and_links_to_it() -> None:
     )
     # Only the parameters the user set are sent.
     assert run.parameters == {"seed": 7}
-    assert f"Run `{run.id}` is queued" in app.success[0].value
+    assert app.success[0].value == f"Run `{run.id}` is queued on RTX 4090 (community)."
     link = app.get("page_link")[0]
     assert link.proto.page == "run"
     assert link.proto.query_string == f"id={run.id}"
@@ -69,8 +91,8 @@ def test_zero_samples_names_the_field_and_keeps_the_input() -> None:
 
     _submit(app)
 
-    assert app.error[0].value == (
-        "**samples** — samples must be a whole number from 1 to 100000, not 0."
+    assert app.error[0].value == "**samples** — " + ui.escape(
+        "samples must be a whole number from 1 to 100000, not 0."
     )
     assert app.number_input[0].value == 0
     assert runs.count_runs() == 0
@@ -93,8 +115,10 @@ def test_unknown_model_ref_names_the_field_and_the_accepted_forms() -> None:
     _submit(app)
 
     message = app.error[0].value
-    assert message.startswith("**model_ref** — Unknown model_ref 'llama-please'")
-    assert "gemm:<fp32|fp16|bf16>:<size>" in message
+    assert message.startswith(
+        "**model\\_ref** — " + ui.escape("Unknown model_ref 'llama-please'")
+    )
+    assert ui.escape("gemm:<fp32|fp16|bf16>:<size>") in message
     assert app.text_input[0].value == "llama-please"
     assert runs.count_runs() == 0
 
@@ -105,7 +129,9 @@ def test_parameter_out_of_range_names_the_parameter() -> None:
 
     _submit(app)
 
-    assert app.error[0].value.startswith("**parameters.batch_size** — batch_size=5000")
+    assert app.error[0].value.startswith(
+        "**parameters\\.batch\\_size** — " + ui.escape("batch_size=5000")
+    )
     assert runs.count_runs() == 0
 
 
@@ -115,5 +141,7 @@ def test_parameter_that_does_not_apply_names_it() -> None:
 
     _submit(app)
 
-    assert app.error[0].value.startswith("**parameters.dtype** — Parameter 'dtype'")
+    assert app.error[0].value.startswith(
+        "**parameters\\.dtype** — " + ui.escape("Parameter 'dtype'")
+    )
     assert runs.count_runs() == 0

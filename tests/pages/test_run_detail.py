@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from agent.schema import Result, Stats, Tokens
-from app.models import RunState
+from agent.schema import MeasureWindow, Result, Stats, Tokens
+from app import ui
+from app.db import session_scope
+from app.models import Run, RunState
 from app.services import ingest, runs
 from app.ui import RUN_PAGE
-from tests.pages.support import finish, launch, open_page, result_json, timeseries_csv
+from tests.pages.support import (
+    Refreshes,
+    finish,
+    launch,
+    open_page,
+    result_json,
+    timeseries_csv,
+)
 
 
 def _metric(app: AppTest, label: str) -> str:
@@ -58,11 +68,23 @@ def test_unknown_run_id_is_named_with_a_way_back() -> None:
 
     assert not app.exception
     assert [e.value for e in app.error] == [
-        "There is no run with id 'nope123': check the link, or pick the run from "
+        "There is no run with id `nope123`: check the link, or pick the run from "
         "the Runs page."
     ]
     assert app.get("page_link")[0].proto.page == "history"
     assert not app.title
+
+
+def test_a_run_id_from_the_address_cannot_inject_markdown() -> None:
+    hostile = "[Sign in again](http://evil) :red[**expired**]"
+
+    app = open_page(RUN_PAGE, id=hostile)
+
+    # A code span: Markdown shows its content literally, no link or colour.
+    assert [e.value for e in app.error] == [
+        f"There is no run with id `{hostile}`: check the link, or pick the run "
+        "from the Runs page."
+    ]
 
 
 def test_missing_run_id_points_to_the_runs_page() -> None:
@@ -87,7 +109,7 @@ def test_succeeded_run_shows_its_measurements_costs_and_charts() -> None:
     assert _metric(app, "Latency p99") == "21 ms"
     assert _note(app, "Latency p99") == "indicative (n < 100)"
     assert _metric(app, "Samples measured (n)") == "8"
-    assert _metric(app, "Throughput") == "0.267 samples/s"
+    assert _metric(app, "Throughput (samples/s)") == "0.267"
     assert _metric(app, "Measure window") == "30.0 s"
     # $0.43/h × 30 s ÷ 8 samples × 1000, and × 62 s billed for all-in.
     assert _metric(app, "Steady state / 1k samples") == "$0.448"
@@ -96,7 +118,22 @@ def test_succeeded_run_shows_its_measurements_costs_and_charts() -> None:
     assert _metric(app, "Energy") == "2,100 J"
     assert _note(app, "Energy") == "power_integration, estimated"
     assert _metric(app, "Cold start: load") == "1.2 s"
+    assert _metric(app, "Cold start: first call") == "31 ms"
     assert _metric(app, "Warm-up calls") == "2"
+    assert app.subheader[0].value == "Measurements"
+
+
+def test_short_windows_and_small_costs_are_never_shown_as_zero() -> None:
+    run = launch(model_ref="gemm:bf16:256", samples=200)
+    result = Result.model_validate_json(result_json(run, n=200))
+    result.measure_window = MeasureWindow(duration_s=0.0186)
+    finish(run, result=result.model_dump_json().encode())
+
+    app = open_page(RUN_PAGE, id=run.id)
+
+    assert _metric(app, "Measure window") == "18.6 ms"
+    # $0.43/h × 0.0186 s ÷ 200 samples × 1000.
+    assert _metric(app, "Steady state / 1k samples") == "$0.0000111"
 
 
 def test_charts_mark_phases_and_note_a_metric_the_gpu_never_reported() -> None:
@@ -143,8 +180,27 @@ def test_failed_run_shows_its_error_message() -> None:
     app = open_page(RUN_PAGE, id=run.id)
 
     assert not app.exception
-    assert [e.value for e in app.error] == [run.error_message]
+    assert [e.value for e in app.error] == [ui.escape(run.error_message)]
     assert "This run produced no measurements." in app.caption.values
+    assert "This run recorded no GPU samples." in app.caption.values
+
+
+def test_an_error_message_cannot_inject_markdown() -> None:
+    run = finish(
+        launch(),
+        RunState.FAILED,
+        error="Pod lost. [Sign in again](http://evil) :red[**expired**]",
+    )
+
+    app = open_page(RUN_PAGE, id=run.id)
+
+    [shown] = [e.value for e in app.error]
+    assert shown == (
+        "Pod lost\\. \\[Sign in again\\]\\(http\\:\u2060\\/\\/evil\\) "
+        "\\:red\\[\\*\\*expired\\*\\*\\]"
+    )
+    note = app.table[0].value["note"].iloc[-1]
+    assert note == shown
 
 
 def test_simulated_metrics_are_labelled() -> None:
@@ -158,6 +214,10 @@ def test_simulated_metrics_are_labelled() -> None:
     app = open_page(RUN_PAGE, id=run.id)
 
     assert app.warning[0].value.startswith("**Simulated GPU metrics**")
+    assert app.subheader[0].value == "Measurements (simulated)"
+    titles = [chart["layout"]["title"]["text"] for chart in _charts(app)]
+    assert titles[0] == "GPU utilisation (%) (simulated)"
+    assert all(title.endswith(" (simulated)") for title in titles)
 
 
 def test_simulated_rows_are_labelled_even_without_a_result() -> None:
@@ -174,9 +234,53 @@ def test_pod_that_may_still_bill_is_a_warning_with_the_provider_error() -> None:
     app = open_page(RUN_PAGE, id=run.id)
 
     [warning] = [w.value for w in app.warning]
-    assert warning.startswith(f"Pod pod-{run.id} may still be billing")
-    assert "after 3 attempt(s)" in warning
-    assert warning.endswith("Last error: RunPod answered 502 Bad Gateway")
+    assert warning.startswith(f"Pod `pod-{run.id}` may still be billing")
+    assert "after 3 attempts" in warning
+    assert warning.endswith(
+        "Last error: " + ui.escape("RunPod answered 502 Bad Gateway")
+    )
+
+
+def _set_termination(run: Run, *, attempts: int, error: str | None, done: bool) -> None:
+    with session_scope() as session:
+        row = session.get(Run, run.id)
+        assert row is not None
+        row.terminate_attempts = attempts
+        row.terminate_error = error
+        if done:
+            assert row.finished_at is not None
+            row.pod_terminated_at = row.finished_at + timedelta(seconds=2)
+        session.add(row)
+
+
+def test_a_finished_run_keeps_refreshing_until_its_pod_is_confirmed_gone(
+    refreshes: Refreshes,
+) -> None:
+    run = launch()
+    finish(run, RunState.SUCCEEDED, result=result_json(run), pod_terminated=False)
+    _set_termination(run, attempts=0, error=None, done=False)
+
+    # Final, pod termination under way: no alarm, and the page keeps watching.
+    app = open_page(RUN_PAGE, id=run.id)
+    assert not app.warning
+    assert app.info[0].value.startswith(f"Terminating pod `pod-{run.id}`")
+    assert refreshes.every("_termination") == 2.0
+    assert _metric(app, "Total billed") == "—"
+
+    # A failed attempt: the warning shows the current count and error.
+    _set_termination(run, attempts=2, error="RunPod answered 502", done=False)
+    app.run()
+    [warning] = [w.value for w in app.warning]
+    assert "after 2 attempts" in warning
+    assert warning.endswith(ui.escape("RunPod answered 502"))
+
+    # Confirmed: the costs fill in and nothing refreshes any more.
+    refreshes.clear()
+    _set_termination(run, attempts=3, error=None, done=True)
+    app.run()
+    assert not app.warning and not app.info
+    assert _metric(app, "Total billed") == "$0.00741"
+    assert refreshes.every("_termination") is None
 
 
 def test_downloads_are_the_agent_files_byte_for_byte(
@@ -207,7 +311,7 @@ def test_active_run_fills_in_live_then_shows_final_metrics() -> None:
     assert any(":blue[queued…]" in m.value for m in app.markdown)
     assert app.button[0].label == "Cancel run"
     assert "No GPU samples yet." in app.caption.values
-    assert [e for e in app.dataframe[0].value["state"]] == ["queued"]
+    assert list(app.table[0].value["state"]) == ["queued"]
 
     first = timeseries_csv(seconds=range(30))
     ingest.ingest_timeseries_chunk(run.id, 0, first)

@@ -6,10 +6,18 @@ from datetime import timedelta
 
 from streamlit.testing.v1 import AppTest
 
-from app.models import RunState, utcnow
+from app.db import session_scope
+from app.models import Run, RunState, utcnow
 from app.services import runs
 from app.ui import RUNS_PAGE
-from tests.pages.support import finish, launch, open_page, result_json, set_created
+from tests.pages.support import (
+    Refreshes,
+    finish,
+    launch,
+    open_page,
+    result_json,
+    set_created,
+)
 
 
 def _linked_ids(app: AppTest) -> list[str]:
@@ -46,7 +54,8 @@ def test_newest_first_with_status_in_colour_and_numbers() -> None:
     assert _row_markdown(app, "[queued") == [":blue[queued…]"]
     assert _row_markdown(app, "[failed") == [":red[failed]"]
     assert _row_markdown(app, "[succeeded") == [":green[succeeded]"]
-    assert "12.5 / 19.5 ms" in [m.value for m in app.markdown]
+    assert "12.5 / 19.5" in [m.value for m in app.markdown]
+    assert "L4 :gray[secure]  \n`mock-v0`" in [m.value for m in app.markdown]
     assert "Runs 1–3 of 3, newest first." in app.caption.values
 
 
@@ -56,6 +65,9 @@ def test_active_run_has_a_cancel_button_that_requests_cancel() -> None:
 
     app = open_page(RUNS_PAGE)
     assert [b.key for b in app.button] == [f"cancel_{queued.id}"]
+    # An icon that says what it does when pointed at: no label to cut short.
+    assert app.button[0].label == ""
+    assert app.button[0].help.startswith(f"Cancel run {queued.id}")
 
     app.button(key=f"cancel_{queued.id}").click().run()
 
@@ -71,8 +83,40 @@ def test_finished_run_whose_pod_may_still_bill_is_flagged() -> None:
     app = open_page(RUNS_PAGE)
 
     assert _row_markdown(app, "may still be billing") == [
-        f":red[failed]  \n:red[⚠ pod pod-{run.id} may still be billing]"
+        f":red[failed]  \n:red[⚠ pod pod\\-{run.id} may still be billing]"
     ]
+
+
+def test_the_list_keeps_refreshing_until_every_pod_is_confirmed_gone(
+    refreshes: Refreshes,
+) -> None:
+    run = finish(launch(), RunState.SUCCEEDED, pod_terminated=False)
+    with session_scope() as session:
+        row = session.get(Run, run.id)
+        assert row is not None
+        row.terminate_attempts, row.terminate_error = 0, None
+        session.add(row)
+
+    app = open_page(RUNS_PAGE)
+    assert _row_markdown(app, "terminating") == [
+        ":green[succeeded]  \n:gray[terminating pod…]"
+    ]
+    assert refreshes.every("_table") == 2.0
+
+    refreshes.clear()
+    finish(run, RunState.SUCCEEDED)
+    app.run()
+    assert _row_markdown(app, "[succeeded") == [":green[succeeded]"]
+    assert refreshes.every("_table") is None
+
+
+def test_simulated_runs_say_so() -> None:
+    run = launch()
+    finish(run, result=result_json(run, simulated=True))
+
+    app = open_page(RUNS_PAGE)
+
+    assert _row_markdown(app, "[succeeded") == [":green[succeeded]  \n:gray[simulated]"]
 
 
 def test_pages_of_fifty() -> None:
