@@ -43,7 +43,8 @@ def terminate_own_pod(
             url, method="DELETE", headers={"Authorization": f"Bearer {api_key}"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
+            opened = urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310
+            with opened as response:
                 status = int(response.status)
         except urllib.error.HTTPError as error:
             status = error.code

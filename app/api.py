@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -117,8 +118,8 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def iso(moment: object) -> str | None:
-    return moment.isoformat() if moment is not None else None  # type: ignore[attr-defined]
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:

@@ -191,7 +191,8 @@ class Supervisor:
             )
         )
         with session_scope() as session:
-            return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+            result = session.execute(statement)
+            return getattr(result, "rowcount", 0) == 1
 
     def _release_leases(self) -> None:
         statement = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -93,7 +92,7 @@ def _wait_healthy(server: Server, timeout_s: float = 60.0) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise AssertionError(
-                f"server exited ({shlex.join(server.process.args)}):\n{server.log()}"  # type: ignore[arg-type]
+                f"server exited ({server.process.args!r}):\n{server.log()}"
             )
         try:
             if httpx.get(f"{server.url}/_stcore/health", timeout=1).status_code == 200:

@@ -83,7 +83,7 @@ def chart_lines(
     """One downsampled line per GPU; a GPU that never reported it has none."""
     interval_s = sampling_interval_s(frame)
     lines = []
-    for gpu_index, rows in frame.groupby("gpu_index", sort=True):
+    for _, rows in frame.groupby("gpu_index", sort=True):
         x_all = rows["elapsed_s"].to_numpy(dtype=float)
         y_all = rows[metric].to_numpy(dtype=float)
         present = ~np.isnan(y_all)
@@ -94,7 +94,8 @@ def chart_lines(
         if x.size > max_points:
             keep = MinMaxLTTBDownsampler().downsample(x, y, n_out=max_points)
             x, y = x[keep], y[keep]
-        lines.append(Line(int(gpu_index), *_break_at(x, y, gap_starts)))  # type: ignore[call-overload]
+        x_line, y_line = _break_at(x, y, gap_starts)
+        lines.append(Line(int(rows["gpu_index"].iloc[0]), x_line, y_line))
     return lines
 
 

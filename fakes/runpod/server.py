@@ -513,7 +513,8 @@ class FakeRunPod:
         self._socket.bind((host, port))
         self.host = host
         self.port = int(self._socket.getsockname()[1])
-        shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - compared only
+        wildcard = host in ("0.0.0.0", "")  # noqa: S104 - compared, not bound
+        shown_host = "127.0.0.1" if wildcard else host
         self.url = f"http://{shown_host}:{self.port}"
         # What PERSEPHONE_RUNPOD_PROXY_URL should be set to.
         self.proxy_url = f"{self.url}/proxy/{{pod_id}}-{{port}}"
