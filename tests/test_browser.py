@@ -325,3 +325,46 @@ def test_sign_in_lasts_the_browser_session_and_covers_deep_links(
     expect(other.locator("input[name=key]")).to_be_visible(timeout=30_000)
     assert other.get_by_role("heading", name=f"Run {run_id}").count() == 0
     fresh.close()
+
+
+SWEEP_GPUS = ["l4-24gb", "rtx-4090-24gb", "a100-sxm-80gb", "h100-sxm-80gb"]
+
+
+def test_sweep_four_gpus_then_compare_and_export(
+    server: Server, page: Page, requests: Requests, tmp_path: Path
+) -> None:
+    page.goto(f"{server.url}/sweep")
+    picker = page.locator(".st-key-sweep_gpus input")
+    for slug in SWEEP_GPUS:
+        picker.fill(slug)
+        picker.press("Enter")
+    page.locator(".st-key-sweep_samples input").fill("60")
+    page.get_by_role("button", name="Estimate cost").click()
+    page.get_by_role("button", name="Launch sweep").click()
+    page.get_by_role("link", name=re.compile(r"Compare sweep ")).click()
+
+    expect(page).to_have_url(re.compile(r"/comparison\?sweep=[0-9a-f]+"))
+    sweep_id = page.url.rsplit("=", 1)[1]
+    run_ids = httpx.get(f"{server.url}/sweeps/{sweep_id}").json()["runs"]
+    for run in run_ids:
+        _wait_for_run(server, run["run_id"], {})
+    page.reload()
+    expect(page.get_by_text("Best for cost:").first).to_be_visible(timeout=60_000)
+    # The fastest simulated GPU of the four (speed 5.5) has the lowest p95.
+    expect(page.get_by_text("Best for latency: h100-sxm-80gb")).to_be_visible()
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Comparison per run (CSV)").click()
+    saved = tmp_path / "comparison.csv"
+    download_info.value.save_as(saved)
+
+    served = httpx.get(
+        f"{server.url}/compare", params={"sweep": sweep_id, "format": "csv"}
+    )
+    assert saved.read_bytes() == served.content
+    lines = saved.read_text().splitlines()
+    assert len(lines) == 1 + len(SWEEP_GPUS)
+    assert {slug for slug in SWEEP_GPUS if any(slug in line for line in lines)} == set(
+        SWEEP_GPUS
+    )
+    assert requests.hosts() == {"127.0.0.1"}
