@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from app.models import Run
 from app.providers.mock import MockProvider
@@ -43,14 +44,14 @@ def run_to_the_end(payload: dict[str, object]) -> Run:
     raise AssertionError(f"run {run.id} did not finish: {run!r}")
 
 
-def metric(app: object, label: str) -> str:
-    return next(m.value for m in app.metric if m.label == label)  # type: ignore[attr-defined]
+def metric(app: AppTest, label: str) -> str:
+    return str(next(m.value for m in app.metric if m.label == label))
 
 
-def phase_bands(app: object) -> set[str]:
+def phase_bands(app: AppTest) -> set[str]:
     """The phases drawn as bands behind the charts' lines."""
     names = set()
-    for chart in app.get("plotly_chart"):  # type: ignore[attr-defined]
+    for chart in app.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
         for shape in spec.get("layout", {}).get("shapes", []):
             names.add(str(shape.get("name", "")))
