@@ -12,12 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
-TIMESERIES_COLUMNS: tuple[str, ...] = (
-    "timestamp",
-    "elapsed_s",
-    "phase",
-    "gpu_index",
-    "gpu_uuid",
+# The columns that hold GPU readings: a number, or an empty cell when the GPU
+# does not provide it.
+READING_COLUMNS: tuple[str, ...] = (
     "utilization_gpu_pct",
     "utilization_memory_pct",
     "memory_used_mib",
@@ -26,6 +23,14 @@ TIMESERIES_COLUMNS: tuple[str, ...] = (
     "temperature_c",
     "clock_sm_mhz",
     "clock_mem_mhz",
+)
+TIMESERIES_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "elapsed_s",
+    "phase",
+    "gpu_index",
+    "gpu_uuid",
+    *READING_COLUMNS,
     "throttle_reasons",
     "simulated",
 )

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from agent.schema import TIMESERIES_COLUMNS
+from agent.schema import READING_COLUMNS, TIMESERIES_COLUMNS
 from app.services.runs import TIMESERIES_CSV, artifact_bytes
 from app.services.timeseries import (
     DEFAULT_POINTS_PER_LINE,
@@ -32,7 +32,7 @@ from app.services.timeseries import (
 
 logger = logging.getLogger(__name__)
 
-FLOAT_COLUMNS = (*METRICS, "memory_total_mib")
+FLOAT_COLUMNS = READING_COLUMNS
 CHART_COLUMNS = ("row", "elapsed_s", "phase", "gpu_index", *FLOAT_COLUMNS, "simulated")
 PERCENT_METRICS = frozenset({"utilization_gpu_pct", "utilization_memory_pct"})
 PHASE_COLOURS = {

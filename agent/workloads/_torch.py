@@ -37,6 +37,18 @@ def check_local_target(target: str) -> None:
         )
 
 
+def prepare_model_load(
+    torch: ModuleType, target: str, dtype_param: str, notes: list[str]
+) -> tuple[str, Any, str]:
+    """Check the model's location, pick the device and dtype: (device, dtype, name)."""
+    check_local_target(target)
+    device, note = pick_device(torch)
+    if note:
+        notes.append(note)
+    dtype, dtype_name = resolve_dtype(torch, dtype_param, device)
+    return device, dtype, dtype_name
+
+
 def pick_device(torch: ModuleType) -> tuple[str, str | None]:
     """("cuda", None) when CUDA works; else ("cpu", a note saying so)."""
     if torch.cuda.is_available():

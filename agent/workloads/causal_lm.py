@@ -15,11 +15,9 @@ from typing import Any
 from agent.spec import WorkloadKind, WorkloadSpec
 from agent.workloads import SampleTiming, WorkloadError, WorkloadInfo
 from agent.workloads._torch import (
-    check_local_target,
     import_library,
     model_revision,
-    pick_device,
-    resolve_dtype,
+    prepare_model_load,
     synchronize,
 )
 
@@ -69,12 +67,10 @@ class CausalLmWorkload:
         target = spec.target or ""
         torch = import_library("torch", "torch", spec.model_ref)
         transformers = import_library("transformers", "transformers", spec.model_ref)
-        check_local_target(target)
         self._torch = torch
-        self._device, note = pick_device(torch)
-        if note:
-            self.info.notes.append(note)
-        dtype, dtype_name = resolve_dtype(torch, spec.str_param("dtype"), self._device)
+        self._device, dtype, dtype_name = prepare_model_load(
+            torch, target, spec.str_param("dtype"), self.info.notes
+        )
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(target)
             model = transformers.AutoModelForCausalLM.from_pretrained(

@@ -14,11 +14,9 @@ from typing import Any
 from agent.spec import WorkloadKind, WorkloadSpec
 from agent.workloads import SampleTiming, WorkloadError, WorkloadInfo
 from agent.workloads._torch import (
-    check_local_target,
     import_library,
     model_revision,
-    pick_device,
-    resolve_dtype,
+    prepare_model_load,
     synchronize,
 )
 
@@ -42,12 +40,10 @@ class EmbeddingWorkload:
         st = import_library(
             "sentence_transformers", "sentence-transformers", spec.model_ref
         )
-        check_local_target(target)
         self._torch = torch
-        self._device, note = pick_device(torch)
-        if note:
-            self.info.notes.append(note)
-        dtype, dtype_name = resolve_dtype(torch, spec.str_param("dtype"), self._device)
+        self._device, dtype, dtype_name = prepare_model_load(
+            torch, target, spec.str_param("dtype"), self.info.notes
+        )
         try:
             model = st.SentenceTransformer(target, device=self._device)
         except (OSError, ValueError) as error:

@@ -17,23 +17,12 @@ from pydantic import ValidationError
 from sqlalchemy import delete, insert
 from sqlmodel import Session, col
 
-from agent.schema import TIMESERIES_COLUMNS, Result
+from agent.schema import READING_COLUMNS, TIMESERIES_COLUMNS, Result
 from app.db import session_scope
 from app.models import ArtifactChunk, GpuSample, Run, utcnow
 from app.services.runs import RESULT_JSON, TIMESERIES_CSV
 
 logger = logging.getLogger(__name__)
-
-_FLOAT_COLUMNS = (
-    "utilization_gpu_pct",
-    "utilization_memory_pct",
-    "memory_used_mib",
-    "memory_total_mib",
-    "power_w",
-    "temperature_c",
-    "clock_sm_mhz",
-    "clock_mem_mhz",
-)
 
 
 class IngestError(ValueError):
@@ -79,7 +68,7 @@ def parse_timeseries_rows(
             "throttle_reasons": record["throttle_reasons"] or None,
             "simulated": record["simulated"] == "true",
         }
-        for column in _FLOAT_COLUMNS:
+        for column in READING_COLUMNS:
             row[column] = _float_or_none(record[column])
         rows.append(row)
     return rows
